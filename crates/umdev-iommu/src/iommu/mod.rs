@@ -1,0 +1,1 @@
+//! The IOMMU core (drivers/iommu/iommu.c): groups, domains, DMA ownership and attach.

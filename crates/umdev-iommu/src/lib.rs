@@ -1,0 +1,17 @@
+//! umdev IOMMU layer.
+//!
+//! A software model of an Intel VT-d unit in scalable mode and of the Linux
+//! IOMMU core above it:
+//! - [`memory`]: memory objects in a simulated host-physical address space;
+//! - [`pgtable`]: page tables in the real VT-d first-level (x86-64 4/5-level)
+//!   and second-level formats;
+//! - [`unit`]: the hardware unit (capability registers, root / scalable
+//!   context entries, PASID directory and tables with PGTT), its IOTLB and
+//!   fault log, and the translation path device models use for DMA;
+//! - [`iommu`]: groups, domains, DMA ownership, attach / PASID attach and the
+//!   legacy auxiliary-domain API, as drivers/iommu/iommu.c has them.
+
+pub mod memory;
+pub mod pgtable;
+pub mod unit;
+pub mod iommu;

@@ -1,0 +1,406 @@
+//! Memory objects placed in a simulated host-physical address space.
+//!
+//! Everything a DMA can reach is a [`MemoryObject`]: anonymous memory,
+//! a memfd, or a file a client passed in. [`HostMemory`] gives each object a
+//! range of host-physical addresses (HPAs), which is what page-table entries
+//! hold. Addresses are handed out by a bump allocator and never reused, so a
+//! stale translation to a released object faults instead of reaching
+//! whatever memory came next.
+//!
+//! Memory may be shared with a client process, so it is only ever touched
+//! through vm-memory's volatile accessors, never as `&[u8]`.
+
+use std::fs::File;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use rustix::fs::{MemfdFlags, memfd_create};
+use rustix::io::Errno;
+use vm_memory::{FileOffset, MmapRegion, VolatileMemory, VolatileSlice};
+
+/// A host-physical address in the simulated address space.
+pub type PhysAddr = u64;
+
+/// The base page size of the IOMMU and of the simulated host.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// First HPA handed out; the range below stays unbacked so a zero or small
+/// address in a PTE always faults.
+const HPA_BASE: PhysAddr = 1 << 32;
+
+/// Errors of the memory-object layer.
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    /// The size is zero or not a multiple of [`PAGE_SIZE`].
+    #[error("memory object size {0:#x} is zero or not a multiple of the page size")]
+    BadSize(u64),
+    /// The host refused the mapping or the memfd.
+    #[error("cannot create {kind} memory object of {size:#x} bytes: {reason}")]
+    Create {
+        /// What was being created.
+        kind: MemoryKind,
+        /// Requested size in bytes.
+        size: u64,
+        /// The host's error text.
+        reason: String,
+    },
+    /// No memory object backs the whole range.
+    #[error("host-physical range {addr:#x}+{len:#x} is not backed by one memory object")]
+    Unbacked {
+        /// First address of the access.
+        addr: PhysAddr,
+        /// Length of the access.
+        len: u64,
+    },
+    /// An atomic access that is not naturally aligned.
+    #[error("host-physical address {0:#x} is not 8-byte aligned")]
+    Misaligned(PhysAddr),
+}
+
+impl MemoryError {
+    /// The Linux errno for this error.
+    pub fn errno(&self) -> Errno {
+        match self {
+            MemoryError::BadSize(_) | MemoryError::Misaligned(_) => Errno::INVAL,
+            MemoryError::Create { .. } => Errno::NOMEM,
+            MemoryError::Unbacked { .. } => Errno::FAULT,
+        }
+    }
+}
+
+/// What backs a memory object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryKind {
+    /// Private anonymous memory.
+    Anonymous,
+    /// A memfd created here (shareable with a client by its fd).
+    Memfd,
+    /// A file or memfd that someone else created (a client's DMA_MAP fd).
+    File,
+}
+
+impl std::fmt::Display for MemoryKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MemoryKind::Anonymous => "anonymous",
+            MemoryKind::Memfd => "memfd",
+            MemoryKind::File => "file",
+        })
+    }
+}
+
+/// One mapped, page-aligned piece of memory with a host-physical base.
+#[derive(Debug)]
+pub struct MemoryObject {
+    kind: MemoryKind,
+    base: PhysAddr,
+    size: u64,
+    region: MmapRegion<()>,
+    file: Option<File>,
+}
+
+impl MemoryObject {
+    /// First host-physical address of the object.
+    pub fn base(&self) -> PhysAddr {
+        self.base
+    }
+
+    /// Size in bytes (a multiple of [`PAGE_SIZE`]).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// What backs the object.
+    pub fn kind(&self) -> MemoryKind {
+        self.kind
+    }
+
+    /// The backing file, for objects that have one (memfd or client file).
+    pub fn file(&self) -> Option<&File> {
+        self.file.as_ref()
+    }
+
+    /// A volatile view of `len` bytes at `offset` into the object.
+    pub fn slice(&self, offset: u64, len: u64) -> Result<VolatileSlice<'_>, MemoryError> {
+        let fault = || MemoryError::Unbacked {
+            addr: self.base.wrapping_add(offset),
+            len,
+        };
+        let end = offset.checked_add(len).ok_or_else(fault)?;
+        if end > self.size {
+            return Err(fault());
+        }
+        self.region
+            .get_slice(offset as usize, len as usize)
+            .map_err(|_| fault())
+    }
+
+    /// Copies bytes out of the object into a buffer the caller owns.
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        self.slice(offset, buf.len() as u64)?.copy_to(buf);
+        Ok(())
+    }
+
+    /// Copies bytes from a buffer the caller owns into the object.
+    pub fn write(&self, offset: u64, buf: &[u8]) -> Result<(), MemoryError> {
+        self.slice(offset, buf.len() as u64)?.copy_from(buf);
+        Ok(())
+    }
+
+    /// The naturally aligned little-endian u64 at `offset`, as an atomic
+    /// (page-table entries, descriptor words).
+    pub fn atomic_u64(&self, offset: u64) -> Result<&AtomicU64, MemoryError> {
+        if offset % 8 != 0 {
+            return Err(MemoryError::Misaligned(self.base.wrapping_add(offset)));
+        }
+        if offset.checked_add(8).is_none_or(|end| end > self.size) {
+            return Err(MemoryError::Unbacked {
+                addr: self.base.wrapping_add(offset),
+                len: 8,
+            });
+        }
+        self.region
+            .get_atomic_ref::<AtomicU64>(offset as usize)
+            .map_err(|_| MemoryError::Misaligned(self.base.wrapping_add(offset)))
+    }
+
+    /// Does `[addr, addr + len)` lie inside this object?
+    fn contains(&self, addr: PhysAddr, len: u64) -> bool {
+        addr >= self.base
+            && addr
+                .checked_add(len)
+                .is_some_and(|end| end <= self.base + self.size)
+    }
+}
+
+/// The simulated host-physical address space.
+///
+/// Lookups (the DMA path) read an immutable snapshot through `ArcSwap` and
+/// take no lock; only placing or releasing an object takes the writer lock.
+#[derive(Debug)]
+pub struct HostMemory {
+    objects: ArcSwap<Vec<Arc<MemoryObject>>>,
+    writer: Mutex<PhysAddr>,
+}
+
+impl HostMemory {
+    /// An empty address space.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            objects: ArcSwap::from_pointee(Vec::new()),
+            writer: Mutex::new(HPA_BASE),
+        })
+    }
+
+    /// Allocates private anonymous memory and places it.
+    pub fn alloc_anonymous(&self, size: u64) -> Result<Arc<MemoryObject>, MemoryError> {
+        check_size(size)?;
+        let region = MmapRegion::new(size as usize).map_err(|e| MemoryError::Create {
+            kind: MemoryKind::Anonymous,
+            size,
+            reason: e.to_string(),
+        })?;
+        Ok(self.place(MemoryKind::Anonymous, size, region, None))
+    }
+
+    /// Creates a memfd of `size` bytes, maps it shared and places it.
+    pub fn alloc_memfd(&self, name: &str, size: u64) -> Result<Arc<MemoryObject>, MemoryError> {
+        check_size(size)?;
+        let create_err = |reason: String| MemoryError::Create {
+            kind: MemoryKind::Memfd,
+            size,
+            reason,
+        };
+        let fd = memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+            .map_err(|e| create_err(e.to_string()))?;
+        rustix::fs::ftruncate(&fd, size).map_err(|e| create_err(e.to_string()))?;
+        let file = File::from(fd);
+        let region = map_file(&file, 0, size).map_err(create_err)?;
+        Ok(self.place(MemoryKind::Memfd, size, region, Some(file)))
+    }
+
+    /// Maps `size` bytes of someone else's file (a client's memfd) at
+    /// `offset` shared and places it.
+    pub fn insert_file(
+        &self,
+        file: File,
+        offset: u64,
+        size: u64,
+    ) -> Result<Arc<MemoryObject>, MemoryError> {
+        check_size(size)?;
+        let region = map_file(&file, offset, size).map_err(|reason| MemoryError::Create {
+            kind: MemoryKind::File,
+            size,
+            reason,
+        })?;
+        Ok(self.place(MemoryKind::File, size, region, Some(file)))
+    }
+
+    /// Removes an object from the address space. Translations that still
+    /// name its addresses fault from now on; the mapping itself lives until
+    /// the last `Arc` goes.
+    pub fn release(&self, object: &MemoryObject) {
+        let _writer = self.writer.lock();
+        let mut next: Vec<_> = (**self.objects.load()).clone();
+        next.retain(|o| o.base != object.base);
+        self.objects.store(Arc::new(next));
+    }
+
+    /// The object holding all of `[addr, addr + len)` and the offset of
+    /// `addr` inside it.
+    pub fn resolve(&self, addr: PhysAddr, len: u64) -> Result<(Arc<MemoryObject>, u64), MemoryError> {
+        let objects = self.objects.load();
+        let idx = objects.partition_point(|o| o.base <= addr);
+        match idx.checked_sub(1).map(|i| &objects[i]) {
+            Some(o) if o.contains(addr, len) => Ok((Arc::clone(o), addr - o.base)),
+            _ => Err(MemoryError::Unbacked { addr, len }),
+        }
+    }
+
+    /// Reads `buf.len()` bytes at `addr` (one object must hold them all).
+    pub fn read(&self, addr: PhysAddr, buf: &mut [u8]) -> Result<(), MemoryError> {
+        let (object, offset) = self.resolve(addr, buf.len() as u64)?;
+        object.read(offset, buf)
+    }
+
+    /// Writes `buf` at `addr` (one object must hold it all).
+    pub fn write(&self, addr: PhysAddr, buf: &[u8]) -> Result<(), MemoryError> {
+        let (object, offset) = self.resolve(addr, buf.len() as u64)?;
+        object.write(offset, buf)
+    }
+
+    /// Loads the little-endian u64 at `addr` (Acquire).
+    pub fn read_u64(&self, addr: PhysAddr) -> Result<u64, MemoryError> {
+        let (object, offset) = self.resolve(addr, 8)?;
+        Ok(u64::from_le(object.atomic_u64(offset)?.load(Ordering::Acquire)))
+    }
+
+    /// Stores the little-endian u64 at `addr` (Release).
+    pub fn write_u64(&self, addr: PhysAddr, value: u64) -> Result<(), MemoryError> {
+        let (object, offset) = self.resolve(addr, 8)?;
+        object
+            .atomic_u64(offset)?
+            .store(value.to_le(), Ordering::Release);
+        Ok(())
+    }
+
+    /// Number of bytes of memory currently placed.
+    pub fn placed_bytes(&self) -> u64 {
+        self.objects.load().iter().map(|o| o.size).sum()
+    }
+
+    fn place(
+        &self,
+        kind: MemoryKind,
+        size: u64,
+        region: MmapRegion<()>,
+        file: Option<File>,
+    ) -> Arc<MemoryObject> {
+        let mut next_free = self.writer.lock();
+        // Natural alignment up to 1 GiB, so that superpage mappings of the
+        // object are possible whenever the IOVA allows them.
+        let align = size.next_power_of_two().clamp(PAGE_SIZE, 1 << 30);
+        let base = next_free.next_multiple_of(align);
+        *next_free = base + size;
+        let object = Arc::new(MemoryObject {
+            kind,
+            base,
+            size,
+            region,
+            file,
+        });
+        let mut next: Vec<_> = (**self.objects.load()).clone();
+        next.push(Arc::clone(&object));
+        self.objects.store(Arc::new(next));
+        object
+    }
+}
+
+fn check_size(size: u64) -> Result<(), MemoryError> {
+    if size == 0 || size % PAGE_SIZE != 0 || usize::try_from(size).is_err() {
+        return Err(MemoryError::BadSize(size));
+    }
+    Ok(())
+}
+
+fn map_file(file: &File, offset: u64, size: u64) -> Result<MmapRegion<()>, String> {
+    let dup = file.try_clone().map_err(|e| e.to_string())?;
+    MmapRegion::from_file(FileOffset::new(dup, offset), size as usize).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_get_disjoint_aligned_addresses() {
+        let mem = HostMemory::new();
+        let a = mem.alloc_anonymous(3 * PAGE_SIZE).unwrap();
+        let b = mem.alloc_memfd("t", 2 << 20).unwrap();
+        assert!(a.base() >= HPA_BASE);
+        assert_eq!(b.base() % (2 << 20), 0);
+        assert!(b.base() >= a.base() + a.size());
+        assert_eq!(mem.placed_bytes(), 3 * PAGE_SIZE + (2 << 20));
+    }
+
+    #[test]
+    fn read_write_through_hpa() {
+        let mem = HostMemory::new();
+        let a = mem.alloc_anonymous(2 * PAGE_SIZE).unwrap();
+        mem.write(a.base() + 100, b"hello").unwrap();
+        let mut buf = [0u8; 5];
+        a.read(100, &mut buf).unwrap();
+        assert_eq!(&buf, b"hello");
+        mem.write_u64(a.base() + 8, 0x1122_3344_5566_7788).unwrap();
+        assert_eq!(mem.read_u64(a.base() + 8).unwrap(), 0x1122_3344_5566_7788);
+        let mut raw = [0u8; 8];
+        a.read(8, &mut raw).unwrap();
+        assert_eq!(raw, 0x1122_3344_5566_7788u64.to_le_bytes());
+    }
+
+    #[test]
+    fn unbacked_and_straddling_accesses_fault() {
+        let mem = HostMemory::new();
+        let a = mem.alloc_anonymous(PAGE_SIZE).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(mem.read(0, &mut buf).unwrap_err().errno(), Errno::FAULT);
+        let err = mem.read(a.base() + PAGE_SIZE - 8, &mut buf).unwrap_err();
+        assert!(matches!(err, MemoryError::Unbacked { .. }));
+        assert_eq!(mem.read_u64(a.base() + 4).unwrap_err().errno(), Errno::INVAL);
+    }
+
+    #[test]
+    fn released_objects_fault_and_addresses_are_not_reused() {
+        let mem = HostMemory::new();
+        let a = mem.alloc_anonymous(PAGE_SIZE).unwrap();
+        let base = a.base();
+        mem.release(&a);
+        assert!(mem.read_u64(base).is_err());
+        let b = mem.alloc_anonymous(PAGE_SIZE).unwrap();
+        assert_ne!(b.base(), base);
+    }
+
+    #[test]
+    fn bad_sizes_are_einval() {
+        let mem = HostMemory::new();
+        assert_eq!(mem.alloc_anonymous(0).unwrap_err().errno(), Errno::INVAL);
+        assert_eq!(mem.alloc_anonymous(100).unwrap_err().errno(), Errno::INVAL);
+    }
+
+    #[test]
+    fn memfd_is_shared_through_its_file() {
+        use std::os::unix::fs::FileExt;
+        let mem = HostMemory::new();
+        let m = mem.alloc_memfd("share", PAGE_SIZE).unwrap();
+        m.write(10, b"abc").unwrap();
+        let mut buf = [0u8; 3];
+        m.file().unwrap().read_exact_at(&mut buf, 10).unwrap();
+        assert_eq!(&buf, b"abc");
+        let other = mem.insert_file(m.file().unwrap().try_clone().unwrap(), 0, PAGE_SIZE).unwrap();
+        let mut buf2 = [0u8; 3];
+        other.read(10, &mut buf2).unwrap();
+        assert_eq!(&buf2, b"abc");
+    }
+}
