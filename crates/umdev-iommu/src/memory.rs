@@ -152,7 +152,7 @@ impl MemoryObject {
     /// The naturally aligned little-endian u64 at `offset`, as an atomic
     /// (page-table entries, descriptor words).
     pub fn atomic_u64(&self, offset: u64) -> Result<&AtomicU64, MemoryError> {
-        if offset % 8 != 0 {
+        if !offset.is_multiple_of(8) {
             return Err(MemoryError::Misaligned(self.base.wrapping_add(offset)));
         }
         if offset.checked_add(8).is_none_or(|end| end > self.size) {
@@ -250,7 +250,11 @@ impl HostMemory {
 
     /// The object holding all of `[addr, addr + len)` and the offset of
     /// `addr` inside it.
-    pub fn resolve(&self, addr: PhysAddr, len: u64) -> Result<(Arc<MemoryObject>, u64), MemoryError> {
+    pub fn resolve(
+        &self,
+        addr: PhysAddr,
+        len: u64,
+    ) -> Result<(Arc<MemoryObject>, u64), MemoryError> {
         let objects = self.objects.load();
         let idx = objects.partition_point(|o| o.base <= addr);
         match idx.checked_sub(1).map(|i| &objects[i]) {
@@ -274,7 +278,9 @@ impl HostMemory {
     /// Loads the little-endian u64 at `addr` (Acquire).
     pub fn read_u64(&self, addr: PhysAddr) -> Result<u64, MemoryError> {
         let (object, offset) = self.resolve(addr, 8)?;
-        Ok(u64::from_le(object.atomic_u64(offset)?.load(Ordering::Acquire)))
+        Ok(u64::from_le(
+            object.atomic_u64(offset)?.load(Ordering::Acquire),
+        ))
     }
 
     /// Stores the little-endian u64 at `addr` (Release).
@@ -319,7 +325,7 @@ impl HostMemory {
 }
 
 fn check_size(size: u64) -> Result<(), MemoryError> {
-    if size == 0 || size % PAGE_SIZE != 0 || usize::try_from(size).is_err() {
+    if size == 0 || !size.is_multiple_of(PAGE_SIZE) || usize::try_from(size).is_err() {
         return Err(MemoryError::BadSize(size));
     }
     Ok(())
@@ -368,7 +374,10 @@ mod tests {
         assert_eq!(mem.read(0, &mut buf).unwrap_err().errno(), Errno::FAULT);
         let err = mem.read(a.base() + PAGE_SIZE - 8, &mut buf).unwrap_err();
         assert!(matches!(err, MemoryError::Unbacked { .. }));
-        assert_eq!(mem.read_u64(a.base() + 4).unwrap_err().errno(), Errno::INVAL);
+        assert_eq!(
+            mem.read_u64(a.base() + 4).unwrap_err().errno(),
+            Errno::INVAL
+        );
     }
 
     #[test]
@@ -398,7 +407,9 @@ mod tests {
         let mut buf = [0u8; 3];
         m.file().unwrap().read_exact_at(&mut buf, 10).unwrap();
         assert_eq!(&buf, b"abc");
-        let other = mem.insert_file(m.file().unwrap().try_clone().unwrap(), 0, PAGE_SIZE).unwrap();
+        let other = mem
+            .insert_file(m.file().unwrap().try_clone().unwrap(), 0, PAGE_SIZE)
+            .unwrap();
         let mut buf2 = [0u8; 3];
         other.read(10, &mut buf2).unwrap();
         assert_eq!(&buf2, b"abc");

@@ -91,6 +91,13 @@ pub trait DomainOps: Send + Sync + Any {
         false
     }
 
+    /// Whether the driver can attach this domain to a PASID at all (Linux:
+    /// the domain's ops have `set_dev_pasid`); the core refuses a PASID
+    /// attach with EOPNOTSUPP otherwise. VT-d domains of every type can.
+    fn supports_set_dev_pasid(&self) -> bool {
+        true
+    }
+
     /// Maps `[iova, iova + len)` to `[phys, phys + len)` (`map_pages`):
     /// all or nothing; EINVAL for misalignment or a non-paging domain,
     /// EEXIST over an existing mapping, EFAULT outside the aperture.
@@ -103,6 +110,34 @@ pub trait DomainOps: Send + Sync + Any {
 
     /// Software walk (`iova_to_phys`).
     fn iova_to_phys(&self, iova: u64) -> Option<PhysAddr>;
+
+    /// Turns dirty tracking on or off (`set_dirty_tracking`); enabling
+    /// clears the dirty state first. EOPNOTSUPP for domains that cannot.
+    fn set_dirty_tracking(&self, _enable: bool) -> Result<(), Errno> {
+        Err(Errno::OPNOTSUPP)
+    }
+
+    /// Reports every dirty range intersecting `[iova, iova + len)` to
+    /// `record(iova, len)` and clears it unless `clear` is false
+    /// (`read_and_clear_dirty`). EOPNOTSUPP for domains that cannot track.
+    fn read_and_clear_dirty(
+        &self,
+        _iova: u64,
+        _len: u64,
+        _clear: bool,
+        _record: &mut dyn FnMut(u64, u64),
+    ) -> Result<(), Errno> {
+        Err(Errno::OPNOTSUPP)
+    }
+
+    /// Invalidates the user stage-1 caches of a nested domain
+    /// (`cache_invalidate_user`, struct iommu_hwpt_vtd_s1_invalidate
+    /// entries). On failure returns how many entries were handled and the
+    /// errno. EOPNOTSUPP for other domains.
+    fn cache_invalidate_user(&self, entries: &[VtdS1Invalidate]) -> Result<(), (usize, Errno)> {
+        let _ = entries;
+        Err((0, Errno::OPNOTSUPP))
+    }
 
     /// Routes faults of DMA translated by this domain to `handler`
     /// (`iommu_set_fault_handler`); `None` removes it.
@@ -161,7 +196,72 @@ pub trait IommuOps: Send + Sync {
         old: Option<&Arc<dyn DomainOps>>,
     ) -> Result<(), Errno>;
 
+    /// The device's reserved IOVA regions (`get_resv_regions`): VT-d
+    /// reports the x86 MSI window as IOMMU_RESV_MSI.
+    fn resv_regions(&self, _bdf: Bdf) -> Vec<ResvRegion> {
+        Vec::new()
+    }
+
+    /// Hardware information for IOMMU_GET_HW_INFO (`hw_info`): the unit's
+    /// capability registers. None when the device is not translated.
+    fn hw_info(&self, _bdf: Bdf) -> Option<HwInfo> {
+        None
+    }
+
     /// Stops translating `pasid` for `bdf` (`remove_dev_pasid`): its
     /// requests fault from now on.
     fn remove_dev_pasid(&self, bdf: Bdf, pasid: u32, domain: &Arc<dyn DomainOps>);
 }
+
+/// One entry of a VT-d stage-1 cache invalidation
+/// (struct iommu_hwpt_vtd_s1_invalidate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VtdS1Invalidate {
+    /// First IOVA, 4 KiB aligned (0 with `npages == u64::MAX` = all).
+    pub addr: u64,
+    /// Number of 4 KiB pages.
+    pub npages: u64,
+    /// IOMMU_VTD_INV_FLAGS_LEAF = 1; other bits are EOPNOTSUPP.
+    pub flags: u32,
+}
+
+/// Kind of a reserved region (Linux `enum iommu_resv_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ResvType {
+    /// Must stay identity-mapped (RMRR).
+    Direct,
+    /// Identity-mapped but may be relaxed for device assignment.
+    DirectRelaxable,
+    /// Never mappable.
+    Reserved,
+    /// Hardware MSI window (x86: 0xfee00000-0xfeefffff).
+    Msi,
+    /// Software-managed MSI window.
+    SwMsi,
+}
+
+/// A reserved IOVA region of a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ResvRegion {
+    /// First address.
+    pub start: u64,
+    /// Length in bytes.
+    pub length: u64,
+    /// What it is.
+    pub kind: ResvType,
+}
+
+/// What IOMMU_GET_HW_INFO reports for a device (struct iommu_hw_info_vtd
+/// plus the generic fields).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HwInfo {
+    /// VT-d CAP_REG.
+    pub cap_reg: u64,
+    /// VT-d ECAP_REG.
+    pub ecap_reg: u64,
+    /// log2 of the number of PASIDs (0 without PASID support).
+    pub max_pasid_log2: u8,
+    /// Dirty tracking available (IOMMU_HW_CAP_DIRTY_TRACKING).
+    pub dirty_tracking: bool,
+}
+

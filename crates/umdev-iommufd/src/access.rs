@@ -1,0 +1,137 @@
+//! IOMMUFD_OBJ_ACCESS (device.c `iommufd_access_*`): how a device with
+//! vendor-defined isolation (an emulated mdev) reaches an IOAS without an
+//! IOMMU: it pins pages and copies bytes in software, and must unpin when
+//! user space unmaps (kernel-semantics §2.6).
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use umdev_iommu::memory::PhysAddr;
+
+use crate::error::{IommufdError, Result};
+use crate::ioas::{Ioas, next_key};
+use crate::object::{HasHeader, ObjHeader, ObjRef};
+
+/// What the access's owner (the emulated device's driver) provides
+/// (`struct iommufd_access_ops`).
+pub trait AccessOps: Send + Sync {
+    /// The owner pins pages (raises the IOAS alignment to PAGE_SIZE).
+    fn needs_pin_pages(&self) -> bool;
+
+    /// User space is unmapping `[iova, iova + length)`: the owner must drop
+    /// every pin it holds in the range before returning
+    /// (`ops->unmap`, vfio `dma_unmap`). Called with no iommufd lock held.
+    fn unmap(&self, iova: u64, length: u64);
+}
+
+/// An in-kernel user of an IOAS.
+pub struct Access {
+    hdr: ObjHeader,
+    ops: Arc<dyn AccessOps>,
+    ioas: Mutex<Option<ObjRef<Ioas>>>,
+    key: u64,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access")
+            .field("id", &self.hdr.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HasHeader for Access {
+    fn header(&self) -> &ObjHeader {
+        &self.hdr
+    }
+}
+
+impl Access {
+    pub(crate) fn new(ops: Arc<dyn AccessOps>) -> Arc<Self> {
+        Arc::new(Self {
+            hdr: ObjHeader::new(),
+            ops,
+            ioas: Mutex::new(None),
+            key: next_key(),
+        })
+    }
+
+    /// The object id (what VFIO reports as the emulated device's devid).
+    pub fn id(&self) -> u32 {
+        self.hdr.id()
+    }
+
+    /// The IOAS it is attached to.
+    pub fn ioas_id(&self) -> Option<u32> {
+        self.ioas.lock().as_ref().map(|i| i.id())
+    }
+
+    pub(crate) fn notify_unmap(&self, iova: u64, length: u64) {
+        self.ops.unmap(iova, length);
+    }
+
+    fn current(&self) -> Result<ObjRef<Ioas>> {
+        self.ioas.lock().clone().ok_or(IommufdError::Errno {
+            what: "access is not attached to an IOAS",
+            errno: rustix::io::Errno::NOENT,
+        })
+    }
+
+    /// `iommufd_access_change_ioas`: joins `new` (EADDRINUSE if its areas
+    /// cannot take the access's alignment) after making the owner drop
+    /// every pin in the old one.
+    pub(crate) fn change_ioas(self: &Arc<Self>, new: Option<&Arc<Ioas>>) -> Result<()> {
+        let old = self.ioas.lock().clone();
+        if let (Some(old), Some(new)) = (&old, new)
+            && Arc::ptr_eq(old.arc(), new)
+        {
+            return Ok(());
+        }
+        if let Some(new) = new {
+            new.iopt
+                .lock()
+                .add_access(self.key, self.ops.needs_pin_pages())
+                .map_err(IommufdError::iopt("attach access"))?;
+        }
+        if let Some(old) = &old {
+            self.ops.unmap(0, u64::MAX);
+            old.iopt.lock().remove_access(self.key);
+            old.remove_access(self);
+        }
+        if let Some(new) = new {
+            new.add_access(self);
+        }
+        *self.ioas.lock() = new.map(ObjRef::new);
+        Ok(())
+    }
+
+    /// `iommufd_access_pin_pages`: pins `[iova, iova + length)` and returns
+    /// each page's host-physical address. EINVAL for length 0, a range not
+    /// page-aligned within its pages or an area being unmapped; EOVERFLOW;
+    /// EPERM without the permission; ENOENT not covered or not attached;
+    /// ENOMEM over the locked-memory limit.
+    pub fn pin_pages(&self, iova: u64, length: u64, write: bool) -> Result<Vec<PhysAddr>> {
+        let ioas = self.current()?;
+        let mut iopt = ioas.iopt.lock();
+        iopt.access_pin(iova, length, write)
+            .map_err(IommufdError::iopt("pin pages"))
+    }
+
+    /// `iommufd_access_unpin_pages`: drops the pins of a previous
+    /// [`Access::pin_pages`] of exactly the same range.
+    pub fn unpin_pages(&self, iova: u64, length: u64) {
+        if let Ok(ioas) = self.current() {
+            ioas.iopt.lock().access_unpin(iova, length);
+        }
+    }
+
+    /// `iommufd_access_rw`: byte-granular copy between `buf` and the IOAS
+    /// (`write` = into the IOAS). Same errnos as [`Access::pin_pages`]
+    /// except the alignment rule.
+    pub fn rw(&self, iova: u64, buf: &mut [u8], write: bool) -> Result<()> {
+        let ioas = self.current()?;
+        let iopt = ioas.iopt.lock();
+        iopt.access_rw(iova, buf, write)
+            .map_err(IommufdError::iopt("access rw"))
+    }
+}

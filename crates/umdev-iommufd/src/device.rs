@@ -1,0 +1,449 @@
+//! IOMMUFD_OBJ_DEVICE (device.c): binding a physical device to a context
+//! (DMA ownership with the context as cookie) and attaching it, per PASID,
+//! to HWPTs with the group rules of kernel-semantics §2.3.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use umdev_iommu::iommu::Group;
+use umdev_iommu::iommu::ops::ResvType;
+use umdev_iommu::unit::IOMMU_NO_PASID;
+use umdev_pci::Bdf;
+
+use crate::error::{IommufdError, Result};
+use crate::hwpt::{HwptPaging, HwptRef};
+use crate::ictx::Ictx;
+use crate::io_pagetable::{IovaRange, ReservedOwner};
+use crate::ioas::{Ioas, next_key};
+use crate::object::{HasHeader, ObjHeader, ObjRef, Object};
+
+/// A bound physical device.
+#[derive(Debug)]
+pub struct Device {
+    hdr: ObjHeader,
+    bdf: Bdf,
+    pub(crate) igroup: Arc<IGroup>,
+    key: u64,
+}
+
+impl HasHeader for Device {
+    fn header(&self) -> &ObjHeader {
+        &self.hdr
+    }
+}
+
+impl Device {
+    /// The object id (VFIO's `out_devid`).
+    pub fn id(&self) -> u32 {
+        self.hdr.id()
+    }
+
+    /// The PCI function.
+    pub fn bdf(&self) -> Bdf {
+        self.bdf
+    }
+}
+
+/// One (group, PASID) attachment: the HWPT and the bound devices on it
+/// (`struct iommufd_attach`).
+#[derive(Debug)]
+struct Attach {
+    hwpt: HwptRef,
+    devices: BTreeSet<u32>,
+}
+
+/// The context's view of one IOMMU group (`struct iommufd_group`), shared
+/// by every bound device of the group.
+#[derive(Debug)]
+pub struct IGroup {
+    group: Arc<Group>,
+    attaches: Mutex<BTreeMap<u32, Attach>>,
+}
+
+impl IGroup {
+    /// The IOMMU group.
+    pub fn group(&self) -> &Arc<Group> {
+        &self.group
+    }
+
+    /// The HWPT id attached for `pasid`, if any.
+    pub fn attached_hwpt(&self, pasid: u32) -> Option<u32> {
+        self.attaches.lock().get(&pasid).map(|a| a.hwpt.id())
+    }
+}
+
+/// What an attach or replace resolves `pt_id` to.
+enum Target {
+    Hwpt(HwptRef),
+    Ioas(Arc<Ioas>),
+}
+
+impl Ictx {
+    /// `iommufd_device_bind`: claims DMA ownership of `bdf`'s group with
+    /// this context as the cookie and creates the DEVICE object. ENODEV
+    /// without a group; EPERM if another context or a kernel driver owns
+    /// the group; EBUSY if the group is not in its default domain.
+    pub fn device_bind(&self, bdf: Bdf) -> Result<u32> {
+        let group = self.iommu.device_group(bdf).ok_or(IommufdError::Errno {
+            what: "device has no IOMMU group",
+            errno: rustix::io::Errno::NODEV,
+        })?;
+        self.iommu.device_claim_dma_owner(bdf, &self.cookie)?;
+        let igroup = {
+            let mut igroups = self.igroups.lock();
+            igroups.retain(|_, w| w.strong_count() > 0);
+            match igroups.get(&group.id()).and_then(std::sync::Weak::upgrade) {
+                Some(ig) => ig,
+                None => {
+                    let ig = Arc::new(IGroup {
+                        group,
+                        attaches: Mutex::new(BTreeMap::new()),
+                    });
+                    igroups.insert(ig.group.id(), Arc::downgrade(&ig));
+                    ig
+                }
+            }
+        };
+        let dev = Arc::new(Device {
+            hdr: ObjHeader::new(),
+            bdf,
+            igroup,
+            key: next_key(),
+        });
+        // The driver's reference: user space can never DESTROY a device.
+        dev.hdr.get();
+        Ok(self.table.lock().insert(Object::Device(dev)))
+    }
+
+    /// `iommufd_device_unbind`: detaches every PASID and the RID, removes
+    /// the object and releases DMA ownership (the group returns to its
+    /// default domain when the last device of the context leaves).
+    pub fn device_unbind(&self, dev_id: u32) -> Result<()> {
+        let dev = self.get_device(dev_id)?;
+        let pasids: Vec<u32> = dev
+            .igroup
+            .attaches
+            .lock()
+            .iter()
+            .filter(|(_, a)| a.devices.contains(&dev_id))
+            .map(|(&p, _)| p)
+            .collect();
+        for pasid in pasids.into_iter().rev() {
+            self.device_detach(dev_id, pasid)?;
+        }
+        dev.hdr.put();
+        self.table.lock().remove_unused(dev_id)?;
+        self.iommu.device_release_dma_owner(dev.bdf, &self.cookie)?;
+        Ok(())
+    }
+
+    pub(crate) fn get_device(&self, dev_id: u32) -> Result<Arc<Device>> {
+        match self.table.lock().get(dev_id)? {
+            Object::Device(d) => Ok(d),
+            _ => Err(IommufdError::WrongType {
+                id: dev_id,
+                wanted: "a device",
+                errno: rustix::io::Errno::NOENT,
+            }),
+        }
+    }
+
+    fn resolve_target(&self, pt_id: u32) -> Result<Target> {
+        match self.table.lock().get(pt_id)? {
+            Object::HwptPaging(h) => Ok(Target::Hwpt(HwptRef::Paging(ObjRef::new(&h)))),
+            Object::HwptNested(h) => Ok(Target::Hwpt(HwptRef::Nested(ObjRef::new(&h)))),
+            Object::Ioas(i) => Ok(Target::Ioas(i)),
+            _ => Err(IommufdError::WrongType {
+                id: pt_id,
+                wanted: "an IOAS or HWPT",
+                errno: rustix::io::Errno::INVAL,
+            }),
+        }
+    }
+
+    /// `iommufd_device_attach`: attaches `(dev, pasid)` to `pt_id` (an IOAS:
+    /// an existing compatible auto HWPT or a new one; or a HWPT) and returns
+    /// the HWPT id. EBUSY if already attached; EINVAL if the group is on
+    /// another HWPT for this PASID or for PASID incompatibility.
+    pub fn device_attach(&self, dev_id: u32, pasid: u32, pt_id: u32) -> Result<u32> {
+        let dev = self.get_device(dev_id)?;
+        match self.resolve_target(pt_id)? {
+            Target::Hwpt(hwpt) => {
+                let id = hwpt.id();
+                self.do_attach(&dev, pasid, hwpt)?;
+                Ok(id)
+            }
+            Target::Ioas(ioas) => self.auto_attach(&dev, pasid, &ioas, false),
+        }
+    }
+
+    /// `iommufd_device_replace`: moves an attached `(dev, pasid)` — and so
+    /// its whole group — to `pt_id`. EINVAL if it is not attached.
+    pub fn device_replace(&self, dev_id: u32, pasid: u32, pt_id: u32) -> Result<u32> {
+        let dev = self.get_device(dev_id)?;
+        match self.resolve_target(pt_id)? {
+            Target::Hwpt(hwpt) => {
+                let id = hwpt.id();
+                self.do_replace(&dev, pasid, hwpt)?;
+                Ok(id)
+            }
+            Target::Ioas(ioas) => self.auto_attach(&dev, pasid, &ioas, true),
+        }
+    }
+
+    /// `iommufd_device_auto_get_domain`: try every auto HWPT of the IOAS
+    /// (EINVAL means "incompatible, try the next"), else allocate one.
+    fn auto_attach(
+        &self,
+        dev: &Arc<Device>,
+        pasid: u32,
+        ioas: &Arc<Ioas>,
+        replace: bool,
+    ) -> Result<u32> {
+        let hwpts = ioas.hwpts.lock();
+        let candidates: Vec<Arc<HwptPaging>> = hwpts
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .filter(|h| h.auto_domain())
+            .collect();
+        for h in candidates {
+            let hwpt = HwptRef::Paging(ObjRef::new(&h));
+            let r = if replace {
+                self.do_replace(dev, pasid, hwpt)
+            } else {
+                self.do_attach(dev, pasid, hwpt)
+            };
+            match r {
+                Ok(()) => return Ok(h.id()),
+                Err(e) if e.errno() == rustix::io::Errno::INVAL => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        drop(hwpts);
+        let h = HwptPaging::alloc(&self.iommu, dev.bdf, ioas, Default::default(), true)?;
+        let id = self.table.lock().insert(Object::HwptPaging(Arc::clone(&h)));
+        let hwpt = HwptRef::Paging(ObjRef::new(&h));
+        let r = if replace {
+            self.do_replace(dev, pasid, hwpt)
+        } else {
+            self.do_attach(dev, pasid, hwpt)
+        };
+        if let Err(e) = r {
+            self.try_destroy_auto(&h);
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    /// `iommufd_hwpt_pasid_compat`.
+    fn check_pasid_compat(
+        attaches: &BTreeMap<u32, Attach>,
+        hwpt: &HwptRef,
+        pasid: u32,
+    ) -> Result<()> {
+        let bad = if pasid == IOMMU_NO_PASID {
+            !hwpt.pasid_compat() && attaches.keys().any(|&p| p != IOMMU_NO_PASID)
+        } else {
+            !hwpt.pasid_compat()
+                || attaches
+                    .get(&IOMMU_NO_PASID)
+                    .is_some_and(|a| !a.hwpt.pasid_compat())
+        };
+        if bad {
+            return Err(IommufdError::Invalid {
+                what: "HWPT is not PASID compatible",
+            });
+        }
+        Ok(())
+    }
+
+    /// Reserves `dev`'s reserved regions (not DIRECT_RELAXABLE) in `ioas`
+    /// (`iopt_table_enforce_dev_resv_regions`), all or nothing.
+    fn enforce_resv_regions(&self, dev: &Device, ioas: &Ioas) -> Result<()> {
+        let mut iopt = ioas.iopt.lock();
+        let owner = ReservedOwner::Device(dev.key);
+        for r in self.iommu.ops().resv_regions(dev.bdf) {
+            if r.kind == ResvType::DirectRelaxable || r.length == 0 {
+                continue;
+            }
+            let range = IovaRange::new(r.start, r.start + (r.length - 1));
+            if let Err(errno) = iopt.reserve(range, owner) {
+                iopt.remove_reserved(owner);
+                return Err(IommufdError::Iopt {
+                    op: "reserve device regions",
+                    errno,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_resv_regions(dev_key: u64, ioas: &Ioas) {
+        ioas.iopt
+            .lock()
+            .remove_reserved(ReservedOwner::Device(dev_key));
+    }
+
+    /// `iommufd_hw_pagetable_attach`.
+    fn do_attach(&self, dev: &Arc<Device>, pasid: u32, hwpt: HwptRef) -> Result<()> {
+        let mut attaches = dev.igroup.attaches.lock();
+        Self::check_pasid_compat(&attaches, &hwpt, pasid)?;
+        if let Some(a) = attaches.get(&pasid) {
+            if !a.hwpt.same(&hwpt) {
+                return Err(IommufdError::GroupHwptMismatch {
+                    group: dev.igroup.group.id(),
+                    pasid,
+                });
+            }
+            if a.devices.contains(&dev.id()) {
+                return Err(IommufdError::AlreadyAttached {
+                    dev_id: dev.id(),
+                    pasid,
+                });
+            }
+        }
+        let ioas = Arc::clone(hwpt.paging().ioas());
+        if pasid == IOMMU_NO_PASID {
+            self.enforce_resv_regions(dev, &ioas)?;
+        }
+        if let std::collections::btree_map::Entry::Vacant(e) = attaches.entry(pasid) {
+            let r = if pasid == IOMMU_NO_PASID {
+                self.iommu.attach_group(hwpt.domain(), &dev.igroup.group)
+            } else {
+                self.iommu
+                    .attach_device_pasid(hwpt.domain(), dev.bdf, pasid)
+            };
+            if let Err(e) = r {
+                if pasid == IOMMU_NO_PASID {
+                    Self::remove_resv_regions(dev.key, &ioas);
+                }
+                return Err(e.into());
+            }
+            e.insert(Attach {
+                hwpt,
+                devices: BTreeSet::new(),
+            });
+        }
+        attaches
+            .get_mut(&pasid)
+            .expect("attach exists")
+            .devices
+            .insert(dev.id());
+        Ok(())
+    }
+
+    /// `iommufd_hw_pagetable_replace`.
+    fn do_replace(&self, dev: &Arc<Device>, pasid: u32, hwpt: HwptRef) -> Result<()> {
+        let mut attaches = dev.igroup.attaches.lock();
+        let Some(cur) = attaches.get(&pasid) else {
+            return Err(IommufdError::Invalid {
+                what: "not attached",
+            });
+        };
+        if !cur.devices.contains(&dev.id()) {
+            return Err(IommufdError::Invalid {
+                what: "not attached",
+            });
+        }
+        if cur.hwpt.same(&hwpt) {
+            return Ok(());
+        }
+        Self::check_pasid_compat(&attaches, &hwpt, pasid)?;
+        let cur = attaches.get(&pasid).expect("attach exists");
+        let old_ioas = Arc::clone(cur.hwpt.paging().ioas());
+        let new_ioas = Arc::clone(hwpt.paging().ioas());
+        let ioas_changed = !Arc::ptr_eq(&old_ioas, &new_ioas);
+        let members: Vec<Arc<Device>> = cur
+            .devices
+            .iter()
+            .filter_map(|&id| self.get_device(id).ok())
+            .collect();
+        if pasid == IOMMU_NO_PASID && ioas_changed {
+            for (n, m) in members.iter().enumerate() {
+                if let Err(e) = self.enforce_resv_regions(m, &new_ioas) {
+                    for done in &members[..n] {
+                        Self::remove_resv_regions(done.key, &new_ioas);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let r = if pasid == IOMMU_NO_PASID {
+            self.iommu
+                .replace_group_domain(&dev.igroup.group, hwpt.domain())
+        } else {
+            self.iommu
+                .replace_device_pasid(hwpt.domain(), dev.bdf, pasid)
+        };
+        if let Err(e) = r {
+            if pasid == IOMMU_NO_PASID && ioas_changed {
+                for m in &members {
+                    Self::remove_resv_regions(m.key, &new_ioas);
+                }
+            }
+            return Err(e.into());
+        }
+        if pasid == IOMMU_NO_PASID && ioas_changed {
+            for m in &members {
+                Self::remove_resv_regions(m.key, &old_ioas);
+            }
+        }
+        let old = std::mem::replace(
+            &mut attaches.get_mut(&pasid).expect("attach exists").hwpt,
+            hwpt,
+        );
+        drop(attaches);
+        self.put_hwpt(old);
+        Ok(())
+    }
+
+    /// `iommufd_device_detach`: a no-op when nothing is attached. The last
+    /// device of the group for `pasid` detaches the domain: the RID goes to
+    /// the blocking domain (the group is owned), a PASID stops translating.
+    pub fn device_detach(&self, dev_id: u32, pasid: u32) -> Result<()> {
+        let dev = self.get_device(dev_id)?;
+        let mut attaches = dev.igroup.attaches.lock();
+        let Some(a) = attaches.get_mut(&pasid) else {
+            return Ok(());
+        };
+        if !a.devices.remove(&dev_id) {
+            return Ok(());
+        }
+        if pasid == IOMMU_NO_PASID {
+            Self::remove_resv_regions(dev.key, a.hwpt.paging().ioas());
+        }
+        if !a.devices.is_empty() {
+            return Ok(());
+        }
+        let a = attaches.remove(&pasid).expect("attach exists");
+        let r = if pasid == IOMMU_NO_PASID {
+            self.iommu.detach_group(a.hwpt.domain(), &dev.igroup.group)
+        } else {
+            self.iommu
+                .detach_device_pasid(a.hwpt.domain(), dev.bdf, pasid)
+        };
+        drop(attaches);
+        self.put_hwpt(a.hwpt);
+        r.map_err(Into::into)
+    }
+
+    /// Drops an attachment's reference; an auto HWPT nobody else uses is
+    /// destroyed (its id becomes ENOENT).
+    fn put_hwpt(&self, hwpt: HwptRef) {
+        if let HwptRef::Paging(h) = hwpt {
+            let arc = Arc::clone(h.arc());
+            drop(h);
+            if arc.auto_domain() {
+                self.try_destroy_auto(&arc);
+            }
+        }
+    }
+
+    fn try_destroy_auto(&self, hwpt: &Arc<HwptPaging>) {
+        let removed = self.table.lock().remove_unused(hwpt.id());
+        if removed.is_ok() {
+            hwpt.teardown();
+        }
+    }
+}

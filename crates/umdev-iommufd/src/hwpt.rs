@@ -1,0 +1,245 @@
+//! Hardware page tables (hw_pagetable.c): IOMMUFD_OBJ_HWPT_PAGING, an IOMMU
+//! domain that mirrors one IOAS, and IOMMUFD_OBJ_HWPT_NESTED, a user
+//! stage-1 table over a nest-parent paging HWPT.
+
+use std::sync::Arc;
+
+use rustix::io::Errno;
+use umdev_iommu::iommu::{Domain, Iommu, PagingFlags, VtdS1Config};
+use umdev_iommu::memory::PhysAddr;
+use umdev_iommu::pgtable::Prot;
+use umdev_pci::Bdf;
+
+use crate::error::{IommufdError, Result};
+use crate::io_pagetable::IoptDomain;
+use crate::ioas::{Ioas, next_key};
+use crate::object::{HasHeader, ObjHeader, ObjRef};
+
+/// How an IOAS mirrors its areas into a core domain.
+struct DomainMirror(Arc<Domain>);
+
+impl IoptDomain for DomainMirror {
+    fn aperture(&self) -> (u64, u64) {
+        self.0.aperture()
+    }
+
+    fn pgsize_bitmap(&self) -> u64 {
+        self.0.pgsize_bitmap()
+    }
+
+    fn map(
+        &self,
+        iova: u64,
+        phys: PhysAddr,
+        len: u64,
+        prot: Prot,
+    ) -> std::result::Result<(), Errno> {
+        self.0.map(iova, phys, len, prot).map_err(|e| e.errno())
+    }
+
+    fn unmap(&self, iova: u64, len: u64) -> u64 {
+        self.0.unmap(iova, len).unwrap_or(0)
+    }
+}
+
+/// A paging HWPT: a domain kept equal to its IOAS.
+#[derive(Debug)]
+pub struct HwptPaging {
+    hdr: ObjHeader,
+    pub(crate) ioas: ObjRef<Ioas>,
+    pub(crate) domain: Arc<Domain>,
+    auto_domain: bool,
+    nest_parent: bool,
+    pasid_compat: bool,
+    dirty_capable: bool,
+    key: u64,
+}
+
+impl HasHeader for HwptPaging {
+    fn header(&self) -> &ObjHeader {
+        &self.hdr
+    }
+}
+
+impl HwptPaging {
+    /// Allocates a domain for `bdf` and fills it from `ioas`
+    /// (`iommufd_hwpt_paging_alloc` + `iopt_table_add_domain`).
+    pub(crate) fn alloc(
+        iommu: &Iommu,
+        bdf: Bdf,
+        ioas: &Arc<Ioas>,
+        flags: PagingFlags,
+        auto_domain: bool,
+    ) -> Result<Arc<Self>> {
+        let domain = iommu.domain_alloc_paging(bdf, flags)?;
+        let key = next_key();
+        let hwpt = Arc::new(Self {
+            hdr: ObjHeader::new(),
+            ioas: ObjRef::new(ioas),
+            domain: Arc::clone(&domain),
+            auto_domain,
+            nest_parent: flags.nest_parent,
+            pasid_compat: flags.pasid,
+            dirty_capable: flags.dirty_tracking,
+            key,
+        });
+        ioas.iopt
+            .lock()
+            .add_domain(key, Arc::new(DomainMirror(domain)))
+            .map_err(IommufdError::iopt("add domain"))?;
+        ioas.add_hwpt(&hwpt);
+        Ok(hwpt)
+    }
+
+    /// The object id.
+    pub fn id(&self) -> u32 {
+        self.hdr.id()
+    }
+
+    /// The IOAS it mirrors.
+    pub fn ioas(&self) -> &Arc<Ioas> {
+        self.ioas.arc()
+    }
+
+    /// The IOMMU domain.
+    pub fn domain(&self) -> &Arc<Domain> {
+        &self.domain
+    }
+
+    /// Created by an attach to an IOAS id (freed on its last detach).
+    pub fn auto_domain(&self) -> bool {
+        self.auto_domain
+    }
+
+    /// May parent nested HWPTs (IOMMU_HWPT_ALLOC_NEST_PARENT).
+    pub fn nest_parent(&self) -> bool {
+        self.nest_parent
+    }
+
+    /// Allocated with IOMMU_HWPT_ALLOC_PASID.
+    pub fn pasid_compat(&self) -> bool {
+        self.pasid_compat
+    }
+
+    /// Allocated with IOMMU_HWPT_ALLOC_DIRTY_TRACKING.
+    pub fn dirty_capable(&self) -> bool {
+        self.dirty_capable
+    }
+
+    /// `iommufd_hwpt_paging_destroy`: the domain leaves the IOAS.
+    pub(crate) fn teardown(&self) {
+        self.ioas.iopt.lock().remove_domain(self.key);
+        self.ioas
+            .hwpts
+            .lock()
+            .retain(|w| w.upgrade().is_some_and(|h| !std::ptr::eq(h.as_ref(), self)));
+    }
+}
+
+/// A nested HWPT: a user stage-1 table translated through its parent.
+#[derive(Debug)]
+pub struct HwptNested {
+    hdr: ObjHeader,
+    pub(crate) parent: ObjRef<HwptPaging>,
+    pub(crate) domain: Arc<Domain>,
+    pasid_compat: bool,
+}
+
+impl HasHeader for HwptNested {
+    fn header(&self) -> &ObjHeader {
+        &self.hdr
+    }
+}
+
+impl HwptNested {
+    /// `iommufd_hwpt_nested_alloc`: the parent must be a manually
+    /// allocated nest parent (EINVAL otherwise).
+    pub(crate) fn alloc(
+        iommu: &Iommu,
+        bdf: Bdf,
+        parent: &Arc<HwptPaging>,
+        config: VtdS1Config,
+        pasid_compat: bool,
+    ) -> Result<Arc<Self>> {
+        if parent.auto_domain || !parent.nest_parent {
+            return Err(IommufdError::Invalid {
+                what: "nested parent must be a manual NEST_PARENT HWPT",
+            });
+        }
+        let domain = iommu.domain_alloc_nested(bdf, &parent.domain, config, pasid_compat)?;
+        Ok(Arc::new(Self {
+            hdr: ObjHeader::new(),
+            parent: ObjRef::new(parent),
+            domain,
+            pasid_compat,
+        }))
+    }
+
+    /// The object id.
+    pub fn id(&self) -> u32 {
+        self.hdr.id()
+    }
+
+    /// The parent paging HWPT.
+    pub fn parent(&self) -> &Arc<HwptPaging> {
+        self.parent.arc()
+    }
+
+    /// The nested domain.
+    pub fn domain(&self) -> &Arc<Domain> {
+        &self.domain
+    }
+}
+
+/// A counted reference to either kind of HWPT, as attachments hold them.
+#[derive(Clone, Debug)]
+pub enum HwptRef {
+    /// A paging HWPT.
+    Paging(ObjRef<HwptPaging>),
+    /// A nested HWPT.
+    Nested(ObjRef<HwptNested>),
+}
+
+impl HwptRef {
+    /// The HWPT's object id.
+    pub fn id(&self) -> u32 {
+        match self {
+            HwptRef::Paging(h) => h.id(),
+            HwptRef::Nested(h) => h.id(),
+        }
+    }
+
+    /// The IOMMU domain to attach.
+    pub fn domain(&self) -> &Arc<Domain> {
+        match self {
+            HwptRef::Paging(h) => &h.domain,
+            HwptRef::Nested(h) => &h.domain,
+        }
+    }
+
+    /// `hwpt->pasid_compat`.
+    pub fn pasid_compat(&self) -> bool {
+        match self {
+            HwptRef::Paging(h) => h.pasid_compat,
+            HwptRef::Nested(h) => h.pasid_compat,
+        }
+    }
+
+    /// The paging HWPT whose IOAS holds the translations
+    /// (`find_hwpt_paging`): itself, or a nested HWPT's parent.
+    pub fn paging(&self) -> &Arc<HwptPaging> {
+        match self {
+            HwptRef::Paging(h) => h.arc(),
+            HwptRef::Nested(h) => h.parent.arc(),
+        }
+    }
+
+    /// Do both name the same HWPT?
+    pub fn same(&self, other: &HwptRef) -> bool {
+        match (self, other) {
+            (HwptRef::Paging(a), HwptRef::Paging(b)) => Arc::ptr_eq(a.arc(), b.arc()),
+            (HwptRef::Nested(a), HwptRef::Nested(b)) => Arc::ptr_eq(a.arc(), b.arc()),
+            _ => false,
+        }
+    }
+}

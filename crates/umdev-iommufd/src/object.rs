@@ -1,0 +1,200 @@
+//! The object table of an iommufd context (main.c: the `objects` xarray
+//! with XA_FLAGS_ALLOC1 and per-object `users` refcounts).
+//!
+//! Every object starts with one user: the table's own reference. Other
+//! objects that depend on it hold more ([`ObjRef`]), and DESTROY succeeds
+//! only while the table's is the last (`iommufd_object_remove`: EBUSY
+//! otherwise). Devices and accesses hold a driver reference on themselves,
+//! so user space can never DESTROY them.
+
+use std::collections::BTreeMap;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::access::Access;
+use crate::device::Device;
+use crate::error::{IommufdError, Result};
+use crate::hwpt::{HwptNested, HwptPaging};
+use crate::ioas::Ioas;
+
+/// Id and refcount every object carries (`struct iommufd_object`).
+#[derive(Debug)]
+pub struct ObjHeader {
+    id: AtomicU32,
+    users: AtomicU32,
+}
+
+impl ObjHeader {
+    /// A header with the table's reference and no id yet.
+    pub(crate) fn new() -> Self {
+        Self {
+            id: AtomicU32::new(0),
+            users: AtomicU32::new(1),
+        }
+    }
+
+    /// The object's id (0 until it is in the table).
+    pub fn id(&self) -> u32 {
+        self.id.load(Ordering::Acquire)
+    }
+
+    /// Current number of users, the table's included.
+    pub fn users(&self) -> u32 {
+        self.users.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn get(&self) {
+        self.users.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn put(&self) {
+        let prev = self.users.fetch_sub(1, Ordering::AcqRel);
+        debug_assert!(prev > 1, "the table's reference is dropped only by removal");
+    }
+}
+
+/// Anything that lives in the table.
+pub trait HasHeader: Send + Sync {
+    /// The object's header.
+    fn header(&self) -> &ObjHeader;
+}
+
+/// A counted reference from one object (or attachment) to another.
+#[derive(Debug)]
+pub struct ObjRef<T: HasHeader>(Arc<T>);
+
+impl<T: HasHeader> ObjRef<T> {
+    /// Takes a user reference on `obj`.
+    pub(crate) fn new(obj: &Arc<T>) -> Self {
+        obj.header().get();
+        Self(Arc::clone(obj))
+    }
+
+    /// The shared object.
+    pub fn arc(&self) -> &Arc<T> {
+        &self.0
+    }
+}
+
+impl<T: HasHeader> Clone for ObjRef<T> {
+    fn clone(&self) -> Self {
+        Self::new(&self.0)
+    }
+}
+
+impl<T: HasHeader> Deref for ObjRef<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: HasHeader> Drop for ObjRef<T> {
+    fn drop(&mut self) {
+        self.0.header().put();
+    }
+}
+
+/// The kinds of objects (`enum iommufd_object_type`).
+#[derive(Clone, Debug)]
+pub enum Object {
+    /// IOMMUFD_OBJ_IOAS.
+    Ioas(Arc<Ioas>),
+    /// IOMMUFD_OBJ_HWPT_PAGING.
+    HwptPaging(Arc<HwptPaging>),
+    /// IOMMUFD_OBJ_HWPT_NESTED.
+    HwptNested(Arc<HwptNested>),
+    /// IOMMUFD_OBJ_DEVICE.
+    Device(Arc<Device>),
+    /// IOMMUFD_OBJ_ACCESS.
+    Access(Arc<Access>),
+}
+
+impl Object {
+    /// The object's header.
+    pub fn header(&self) -> &ObjHeader {
+        match self {
+            Object::Ioas(o) => o.header(),
+            Object::HwptPaging(o) => o.header(),
+            Object::HwptNested(o) => o.header(),
+            Object::Device(o) => o.header(),
+            Object::Access(o) => o.header(),
+        }
+    }
+
+    /// Kind name for listings and errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Object::Ioas(_) => "ioas",
+            Object::HwptPaging(_) => "hwpt_paging",
+            Object::HwptNested(_) => "hwpt_nested",
+            Object::Device(_) => "device",
+            Object::Access(_) => "access",
+        }
+    }
+}
+
+/// The table: ids from 1, lowest free first, as `xa_alloc` with
+/// XA_FLAGS_ALLOC1 hands them out.
+#[derive(Debug, Default)]
+pub(crate) struct ObjTable {
+    objects: BTreeMap<u32, Object>,
+}
+
+impl ObjTable {
+    /// Inserts a finished object and gives it its id.
+    pub(crate) fn insert(&mut self, obj: Object) -> u32 {
+        let mut id = 1u32;
+        for &used in self.objects.keys() {
+            if used != id {
+                break;
+            }
+            id += 1;
+        }
+        obj.header().id.store(id, Ordering::Release);
+        self.objects.insert(id, obj);
+        id
+    }
+
+    /// Looks an object up: ENOENT when absent.
+    pub(crate) fn get(&self, id: u32) -> Result<Object> {
+        self.objects
+            .get(&id)
+            .cloned()
+            .ok_or(IommufdError::NoObject { id })
+    }
+
+    /// Removes the object if the table holds its only reference
+    /// (`iommufd_object_remove`): ENOENT / EBUSY otherwise.
+    pub(crate) fn remove_unused(&mut self, id: u32) -> Result<Object> {
+        let obj = self.objects.get(&id).ok_or(IommufdError::NoObject { id })?;
+        if obj.header().users() != 1 {
+            return Err(IommufdError::ObjectBusy { id });
+        }
+        Ok(self.objects.remove(&id).expect("present"))
+    }
+
+    /// Ids of objects only the table references (candidates for the
+    /// leaf-first teardown on close).
+    pub(crate) fn unused_ids(&self) -> Vec<u32> {
+        self.objects
+            .iter()
+            .filter(|(_, o)| o.header().users() == 1)
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
+    /// Every object.
+    pub(crate) fn all(&self) -> Vec<(u32, Object)> {
+        self.objects
+            .iter()
+            .map(|(&id, o)| (id, o.clone()))
+            .collect()
+    }
+
+    /// Number of objects.
+    pub(crate) fn len(&self) -> usize {
+        self.objects.len()
+    }
+}
