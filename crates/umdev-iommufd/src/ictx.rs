@@ -58,12 +58,25 @@ pub enum HwptData {
     Unknown(u32),
 }
 
+/// enum iommufd_vfio_ioas_op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VfioIoasOp {
+    /// IOMMU_VFIO_IOAS_GET.
+    Get,
+    /// IOMMU_VFIO_IOAS_SET.
+    Set(u32),
+    /// IOMMU_VFIO_IOAS_CLEAR.
+    Clear,
+}
+
 /// The iommufd context: what one open of /dev/iommu is.
 pub struct Ictx {
     pub(crate) iommu: Arc<Iommu>,
     pub(crate) cookie: OwnerCookie,
     pub(crate) table: Mutex<ObjTable>,
     pub(crate) igroups: Mutex<BTreeMap<u32, Weak<IGroup>>>,
+    /// The IOAS the VFIO compatibility ioctls use (`ictx->vfio_ioas`).
+    pub(crate) vfio_ioas: Mutex<Option<u32>>,
     account: Arc<PinAccount>,
 }
 
@@ -99,6 +112,7 @@ impl Ictx {
             cookie: OwnerCookie::new(),
             table: Mutex::new(ObjTable::default()),
             igroups: Mutex::new(BTreeMap::new()),
+            vfio_ioas: Mutex::new(None),
             account: PinAccount::new(u64::MAX),
         })
     }
@@ -129,10 +143,38 @@ impl Ictx {
     }
 
     /// IOMMU_DESTROY: ENOENT for an unknown id, EBUSY while referenced.
+    /// Destroying the VFIO-compat IOAS clears it.
     pub fn destroy(&self, id: u32) -> Result<()> {
         let obj = self.table.lock().remove_unused(id)?;
+        if matches!(obj, Object::Ioas(_)) {
+            let mut vfio = self.vfio_ioas.lock();
+            if *vfio == Some(id) {
+                *vfio = None;
+            }
+        }
         Self::teardown(obj);
         Ok(())
+    }
+
+    /// IOMMU_VFIO_IOAS: GET (ENODEV when none), SET (ENOENT for a bad id),
+    /// CLEAR. Returns the compat IOAS id after the call (0 for none).
+    pub fn vfio_ioas(&self, op: VfioIoasOp) -> Result<u32> {
+        let mut cur = self.vfio_ioas.lock();
+        match op {
+            VfioIoasOp::Get => cur.ok_or(IommufdError::Errno {
+                what: "no VFIO compat IOAS",
+                errno: Errno::NODEV,
+            }),
+            VfioIoasOp::Set(id) => {
+                self.get_ioas(id)?;
+                *cur = Some(id);
+                Ok(id)
+            }
+            VfioIoasOp::Clear => {
+                *cur = None;
+                Ok(0)
+            }
+        }
     }
 
     fn teardown(obj: Object) {

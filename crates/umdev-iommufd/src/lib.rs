@@ -21,4 +21,4 @@ pub mod ioas;
 pub mod object;
 
 pub use error::{IommufdError, Result};
-pub use ictx::{HwptAllocFlags, HwptData, Ictx, MapFlags};
+pub use ictx::{HwptAllocFlags, HwptData, Ictx, MapFlags, VfioIoasOp};
