@@ -8,6 +8,7 @@
 //! - [`unit`]: the hardware unit (capability registers, root / scalable
 //!   context entries, PASID directory and tables with PGTT), its IOTLB and
 //!   fault log, and the translation path device models use for DMA;
+//! - [`system`]: bring-up of a platform with its units and core;
 //! - [`iommu`]: groups, domains, DMA ownership, attach / PASID attach and the
 //!   legacy auxiliary-domain API, as drivers/iommu/iommu.c has them.
 
@@ -15,3 +16,4 @@ pub mod memory;
 pub mod pgtable;
 pub mod unit;
 pub mod iommu;
+pub mod system;
