@@ -137,7 +137,14 @@ mod tests {
 
     #[test]
     fn malformed_addresses_are_enodev() {
-        for bad in ["", "0000:00:00", "0000:00:20.0", "0000:00:00.8", "x:00:00.0", "0:0:0:0.0"] {
+        for bad in [
+            "",
+            "0000:00:00",
+            "0000:00:20.0",
+            "0000:00:00.8",
+            "x:00:00.0",
+            "0:0:0:0.0",
+        ] {
             assert_eq!(bad.parse::<Bdf>(), Err(Errno::NODEV), "{bad}");
         }
     }

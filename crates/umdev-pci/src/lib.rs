@@ -1,13 +1,57 @@
-//! umdev platform layer: the simulated PCI hardware.
+//! umdev platform layer: the simulated PCI hardware and the kernel's PCI
+//! core as drivers see it.
 //!
-//! Topology (segments, buses, root ports, switches, endpoints, multifunction
-//! devices, SR-IOV VFs), config space with capabilities, the TOML platform
-//! description and its embedded default, IOMMU grouping as Linux
-//! `pci_device_group` computes it, and drivers with bind / unbind /
-//! `driver_override` / `new_id` / `remove_id`.
+//! - [`spec`]: the TOML platform description (segments and buses follow
+//!   from the addresses; root ports, switch ports, PCIe-to-PCI bridges,
+//!   endpoints, multifunction devices, SR-IOV PFs), its IOMMU units and its
+//!   built-in drivers. [`Platform::default_platform`] loads the embedded
+//!   `platforms/default.toml`; errors name the file, line, column and field.
+//! - [`config`], [`header`], [`caps`], [`regs`]: 4 KiB config space per
+//!   function with per-bit RW / RO / RW1C masks, type 0 and type 1 headers,
+//!   BAR sizing, PM / MSI / MSI-X / PCIe capabilities and the ACS, ATS,
+//!   PRI, PASID and SR-IOV extended capabilities at their `pci_regs.h`
+//!   offsets.
+//! - IOMMU groups computed as Linux `pci_device_group` does (DMA aliases,
+//!   ACS on the upstream path, multifunction devices without ACS,
+//!   PCIe-to-PCI bridges), with group numbers allocated lowest-free in
+//!   probe order, VFs included as they come and go.
+//! - [`driver`] and binding: [`PciDriver`] with `driver_managed_dma`,
+//!   bind / unbind / `driver_override` / `new_id` / `remove_id` /
+//!   `drivers_probe` and `sriov_numvfs` with Linux's errnos ([`PciError`]).
+//!   DMA-API drivers ask the IOMMU layer for the default domain through
+//!   [`IommuHooks`] before probing.
+//!
+//! [`Platform`] is `Send + Sync`; its documentation states the locking rules
+//! that driver callbacks and IOMMU hooks rely on.
 
 pub mod bdf;
+mod bind;
+pub mod caps;
+pub mod config;
+mod describe;
+mod device;
+pub mod driver;
+mod error;
+mod function;
+mod group;
+pub mod header;
 pub mod hooks;
+mod info;
+mod load;
+mod platform;
+pub mod regs;
+pub mod spec;
+mod sriov;
+mod topology;
 
 pub use bdf::Bdf;
+pub use caps::CapInfo;
+pub use device::PciDev;
+pub use driver::{DeviceIds, PciDeviceId, PciDriver, SriovConfigure};
+pub use error::PciError;
+pub use group::REQ_ACS_FLAGS;
 pub use hooks::IommuHooks;
+pub use info::{BarInfo, DriverInfo, FunctionInfo, IommuUnitSpec, PasidInfo, SriovInfo};
+pub use load::PlatformError;
+pub use platform::{DEFAULT_PLATFORM_TOML, Platform};
+pub use spec::FunctionKind;
