@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use umdev_pci::{Bdf, IommuUnitSpec, PciError, Platform, PlatformError};
 
-use crate::iommu::Iommu;
+use crate::iommu::{DefaultDomainType, Iommu};
 use crate::memory::HostMemory;
 use crate::unit::{UnitConfig, UnitError, VtdIommu};
 
@@ -77,6 +77,14 @@ impl System {
     /// platform's IOMMU layer (every function is probed into its group)
     /// and binds the start-up drivers.
     pub fn start(platform: Platform) -> Result<Self, SystemError> {
+        Self::start_with(platform, DefaultDomainType::default())
+    }
+
+    /// [`System::start`] with a chosen kind of default domain.
+    pub fn start_with(
+        platform: Platform,
+        default_domain: DefaultDomainType,
+    ) -> Result<Self, SystemError> {
         let platform = Arc::new(platform);
         let configs = platform
             .iommu_units()
@@ -91,7 +99,7 @@ impl System {
                 .map_or(0, |p| p.max_width)
         };
         let vtd = Arc::new(VtdIommu::new(HostMemory::new(), configs, pasid_width)?);
-        let iommu = Iommu::new(vtd.clone());
+        let iommu = Iommu::with_default_domain(vtd.clone(), default_domain);
         iommu.attach_platform(&platform)?;
         platform.bind_startup_drivers()?;
         Ok(Self {

@@ -264,4 +264,3 @@ pub struct HwInfo {
     /// Dirty tracking available (IOMMU_HW_CAP_DIRTY_TRACKING).
     pub dirty_tracking: bool,
 }
-
