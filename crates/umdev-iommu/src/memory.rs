@@ -255,41 +255,49 @@ impl HostMemory {
         addr: PhysAddr,
         len: u64,
     ) -> Result<(Arc<MemoryObject>, u64), MemoryError> {
+        self.with_object(addr, len, |o, off| (Arc::clone(o), off))
+    }
+
+    /// Runs `f` on the object holding `[addr, addr + len)` and the offset
+    /// of `addr`, without taking a reference (the hot path of table walks
+    /// and DMA copies).
+    pub fn with_object<R>(
+        &self,
+        addr: PhysAddr,
+        len: u64,
+        f: impl FnOnce(&Arc<MemoryObject>, u64) -> R,
+    ) -> Result<R, MemoryError> {
         let objects = self.objects.load();
         let idx = objects.partition_point(|o| o.base <= addr);
         match idx.checked_sub(1).map(|i| &objects[i]) {
-            Some(o) if o.contains(addr, len) => Ok((Arc::clone(o), addr - o.base)),
+            Some(o) if o.contains(addr, len) => Ok(f(o, addr - o.base)),
             _ => Err(MemoryError::Unbacked { addr, len }),
         }
     }
 
     /// Reads `buf.len()` bytes at `addr` (one object must hold them all).
     pub fn read(&self, addr: PhysAddr, buf: &mut [u8]) -> Result<(), MemoryError> {
-        let (object, offset) = self.resolve(addr, buf.len() as u64)?;
-        object.read(offset, buf)
+        self.with_object(addr, buf.len() as u64, |o, off| o.read(off, buf))?
     }
 
     /// Writes `buf` at `addr` (one object must hold it all).
     pub fn write(&self, addr: PhysAddr, buf: &[u8]) -> Result<(), MemoryError> {
-        let (object, offset) = self.resolve(addr, buf.len() as u64)?;
-        object.write(offset, buf)
+        self.with_object(addr, buf.len() as u64, |o, off| o.write(off, buf))?
     }
 
     /// Loads the little-endian u64 at `addr` (Acquire).
     pub fn read_u64(&self, addr: PhysAddr) -> Result<u64, MemoryError> {
-        let (object, offset) = self.resolve(addr, 8)?;
-        Ok(u64::from_le(
-            object.atomic_u64(offset)?.load(Ordering::Acquire),
-        ))
+        self.with_object(addr, 8, |o, off| {
+            Ok(u64::from_le(o.atomic_u64(off)?.load(Ordering::Acquire)))
+        })?
     }
 
     /// Stores the little-endian u64 at `addr` (Release).
     pub fn write_u64(&self, addr: PhysAddr, value: u64) -> Result<(), MemoryError> {
-        let (object, offset) = self.resolve(addr, 8)?;
-        object
-            .atomic_u64(offset)?
-            .store(value.to_le(), Ordering::Release);
-        Ok(())
+        self.with_object(addr, 8, |o, off| {
+            o.atomic_u64(off)?.store(value.to_le(), Ordering::Release);
+            Ok(())
+        })?
     }
 
     /// Number of bytes of memory currently placed.

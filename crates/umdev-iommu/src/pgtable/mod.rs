@@ -7,6 +7,19 @@
 //!   (VT-d spec §3.6, kernel-semantics §5.1);
 //! - second level: VT-d second-stage, 3/4/5 levels (39/48/57-bit).
 
+mod dirty;
+mod error;
+mod map;
+mod pool;
+pub mod pte;
+mod table;
+mod unmap;
+mod walk;
+
+pub use error::PgtableError;
+pub use table::{PGSIZE_4K_2M_1G, PageTable};
+pub use walk::{HostTableReader, lookup, set_bits_if_present, walk};
+
 use crate::memory::PhysAddr;
 
 bitflags::bitflags! {
