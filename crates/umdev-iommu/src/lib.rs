@@ -12,8 +12,8 @@
 //! - [`iommu`]: groups, domains, DMA ownership, attach / PASID attach and the
 //!   legacy auxiliary-domain API, as drivers/iommu/iommu.c has them.
 
+pub mod iommu;
 pub mod memory;
 pub mod pgtable;
-pub mod unit;
-pub mod iommu;
 pub mod system;
+pub mod unit;
