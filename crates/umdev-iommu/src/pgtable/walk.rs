@@ -199,10 +199,10 @@ impl TableReader for HostTableReader<'_> {
         let Ok(addr) = Self::entry_addr(table, index) else {
             return;
         };
-        if let Ok((object, offset)) = self.mem.resolve(addr, 8)
-            && let Ok(entry) = object.atomic_u64(offset)
-        {
-            set_bits_if_present(entry, bits);
-        }
+        let _ = self.mem.with_object(addr, 8, |object, offset| {
+            if let Ok(entry) = object.atomic_u64(offset) {
+                set_bits_if_present(entry, bits);
+            }
+        });
     }
 }

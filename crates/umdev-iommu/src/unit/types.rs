@@ -33,6 +33,10 @@ pub struct UnitConfig {
     pub nesting: bool,
     /// Second-stage access/dirty bits (ECAP.SLADS), for dirty tracking.
     pub dirty_tracking: bool,
+    /// Supervisor requests (ECAP.SRS): a nested stage 1 may set SRE.
+    pub supervisor_requests: bool,
+    /// Extended accessed flag (ECAP.EAFS): a nested stage 1 may set EAFE.
+    pub extended_accessed: bool,
     /// Capacity of the fault log; older records are dropped (and counted).
     pub fault_log_size: usize,
 }
@@ -119,6 +123,9 @@ pub enum FaultReason {
     PasidOutOfRange,
     /// No present PASID entry for (requester, PASID): a blocked device.
     PasidNotPresent,
+    /// A request with a PASID from a requester whose context entry does
+    /// not enable PASIDs (PASIDE clear).
+    PasidDisabled,
     /// The address is outside the table's input width.
     OutOfAperture,
     /// A first-level (or the only) translation has no present entry.

@@ -1,0 +1,343 @@
+//! The DMA API device models use: read, write and scatter-gather
+//! translation by (requester, optional PASID, IOVA, length, access).
+//!
+//! Every DMA holds the unit's in-flight gate from before its first
+//! translation until its last byte is copied, so a strict invalidation
+//! that returns has waited for it; copies run outside every lock. Memory is
+//! touched only through [`MemoryObject`] volatile accessors. A DMA crossing
+//! pages is translated page by page like a stream of TLPs: when a page
+//! faults, earlier bytes may already have been transferred.
+
+use std::sync::Arc;
+
+use rustix::io::Errno;
+use umdev_pci::Bdf;
+
+use super::gate::GateGuard;
+use super::translate::{Fault, Resolved, Tally};
+use super::{FaultReason, FaultRecord, IommuUnit};
+use crate::memory::{HostMemory, MemoryError, MemoryObject, PhysAddr};
+use crate::pgtable::Access;
+
+/// A host-physical piece of a DMA, inside one memory object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// First host-physical byte.
+    pub phys: PhysAddr,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+/// A failed DMA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DmaError {
+    /// The IOMMU refused the access; the record is in the unit's fault
+    /// log (unless FPD) and went to the domain's handler.
+    #[error("DMA fault: {0:?}")]
+    Fault(FaultRecord),
+}
+
+impl DmaError {
+    /// The Linux errno for this error (a failed DMA access is EFAULT, as
+    /// vfio_dma_rw reports it).
+    pub fn errno(&self) -> Errno {
+        match self {
+            DmaError::Fault(_) => Errno::FAULT,
+        }
+    }
+
+    /// The fault record.
+    pub fn record(&self) -> &FaultRecord {
+        match self {
+            DmaError::Fault(record) => record,
+        }
+    }
+}
+
+/// DMA as a device model issues it.
+pub trait Dma: Send + Sync {
+    /// The requester id DMA is tagged with.
+    fn requester(&self) -> Bdf;
+
+    /// The device reads `buf.len()` bytes at `iova`.
+    fn read(&self, pasid: Option<u32>, iova: u64, buf: &mut [u8]) -> Result<(), DmaError>;
+
+    /// The device writes `data` at `iova`.
+    fn write(&self, pasid: Option<u32>, iova: u64, data: &[u8]) -> Result<(), DmaError>;
+
+    /// Translates `[iova, iova + len)` for `access` into host-physical
+    /// segments: physically contiguous pages form one segment, split only
+    /// where a memory object ends. The mapping stays valid while the returned value
+    /// lives: an unmap of the range waits for it, so drop it promptly and
+    /// never unmap while holding one on the same thread.
+    fn translate_sg(
+        &self,
+        pasid: Option<u32>,
+        iova: u64,
+        len: u64,
+        access: Access,
+    ) -> Result<SgMapping<'_>, DmaError>;
+}
+
+/// The segments of a DMA, valid while this value lives.
+#[derive(Debug)]
+pub struct SgMapping<'a> {
+    segments: Vec<Segment>,
+    unit: &'a IommuUnit,
+    access: Access,
+    _guard: GateGuard<'a>,
+}
+
+impl SgMapping<'_> {
+    /// The segments, in IOVA order.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// Total bytes mapped.
+    pub fn len(&self) -> u64 {
+        self.segments.iter().map(|s| s.len).sum()
+    }
+
+    /// Nothing mapped (a zero-length request).
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// The memory the segments point into.
+    pub fn memory(&self) -> &HostMemory {
+        &self.unit.mem
+    }
+
+    /// The access the mapping was translated for.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+}
+
+/// Runs `op(object, offset_in_object, done, n)` over the memory objects
+/// backing `[phys, phys + len)`; on an unbacked byte returns how many bytes
+/// were handled before it.
+fn copy_run(
+    mem: &HostMemory,
+    phys: PhysAddr,
+    len: u64,
+    mut op: impl FnMut(&MemoryObject, u64, u64, u64) -> Result<(), MemoryError>,
+) -> Result<(), u64> {
+    let mut done = 0;
+    while done < len {
+        let n = mem
+            .with_object(phys + done, 1, |object, offset| {
+                let n = (object.size() - offset).min(len - done);
+                op(object, offset, done, n).map(|()| n)
+            })
+            .map_err(|_| done)?
+            .map_err(|_| done)?;
+        done += n;
+    }
+    Ok(())
+}
+
+/// DMA from one requester through one unit.
+#[derive(Clone, Debug)]
+pub struct DmaPort {
+    unit: Arc<IommuUnit>,
+    bdf: Bdf,
+}
+
+impl DmaPort {
+    /// DMA from `bdf` through `unit`.
+    pub fn new(unit: Arc<IommuUnit>, bdf: Bdf) -> Self {
+        Self { unit, bdf }
+    }
+
+    /// The unit.
+    pub fn unit(&self) -> &Arc<IommuUnit> {
+        &self.unit
+    }
+
+    /// Translates `[iova, iova + len)` page by page and calls
+    /// `run(phys, offset, n)` for each maximal physically contiguous piece,
+    /// in order, stopping at the first fault.
+    fn for_each_run(
+        &self,
+        resolved: &Resolved,
+        (iova, len): (u64, u64),
+        access: Access,
+        tally: &mut Tally,
+        mut run: impl FnMut(PhysAddr, u64, u64) -> Result<(), Fault>,
+    ) -> Result<(), Fault> {
+        let mut pending: Option<(PhysAddr, u64, u64)> = None;
+        let mut done = 0;
+        while done < len {
+            let Some(addr) = iova.checked_add(done) else {
+                return Err(Fault {
+                    reason: FaultReason::OutOfAperture,
+                    addr: iova,
+                    did: Some(resolved.did()),
+                    fpd: resolved.fpd(),
+                });
+            };
+            let t = self
+                .unit
+                .translate_resolved(resolved, addr, access, tally)?;
+            let n = (t.page_size - (t.phys & (t.page_size - 1))).min(len - done);
+            match &mut pending {
+                Some((phys, _, l)) if *phys + *l == t.phys => *l += n,
+                _ => {
+                    if let Some((phys, at, l)) = pending.take() {
+                        run(phys, at, l)?;
+                    }
+                    pending = Some((t.phys, done, n));
+                }
+            }
+            done += n;
+        }
+        match pending {
+            Some((phys, at, l)) => run(phys, at, l),
+            None => Ok(()),
+        }
+    }
+
+    /// Translates and hands each backed piece to `op(object,
+    /// offset_in_object, offset_in_dma, n)`. Runs under the caller's gate
+    /// guard.
+    fn transfer(
+        &self,
+        pasid: Option<u32>,
+        (iova, len): (u64, u64),
+        access: Access,
+        tally: &mut Tally,
+        mut op: impl FnMut(&MemoryObject, u64, u64, u64) -> Result<(), MemoryError>,
+    ) -> Result<(), Fault> {
+        let resolved = self.unit.resolve(self.bdf, pasid, iova, tally)?;
+        self.copy_runs(&resolved, (iova, len), access, tally, &mut op)
+    }
+
+    fn copy_runs(
+        &self,
+        resolved: &Resolved,
+        (iova, len): (u64, u64),
+        access: Access,
+        tally: &mut Tally,
+        op: &mut impl FnMut(&MemoryObject, u64, u64, u64) -> Result<(), MemoryError>,
+    ) -> Result<(), Fault> {
+        self.for_each_run(resolved, (iova, len), access, tally, |phys, at, n| {
+            copy_run(&self.unit.mem, phys, n, |object, offset, d, k| {
+                op(object, offset, at + d, k)
+            })
+            .map_err(|d| Fault {
+                reason: FaultReason::Unbacked,
+                addr: iova + at + d,
+                did: Some(resolved.did()),
+                fpd: resolved.fpd(),
+            })
+        })
+    }
+
+    /// Counts a finished DMA and reports its fault, if any (after the
+    /// gate guard is gone, so a fault handler may unmap).
+    fn finish(
+        &self,
+        (pasid, access, len): (Option<u32>, Access, u64),
+        mut tally: Tally,
+        result: Result<(), Fault>,
+    ) -> Result<(), DmaError> {
+        if result.is_ok() {
+            tally.transferred(access, len);
+        }
+        self.unit.count(&tally);
+        result.map_err(|fault| DmaError::Fault(self.unit.report(self.bdf, pasid, access, fault)))
+    }
+}
+
+impl Dma for DmaPort {
+    fn requester(&self) -> Bdf {
+        self.bdf
+    }
+
+    fn read(&self, pasid: Option<u32>, iova: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+        let len = buf.len() as u64;
+        if len == 0 {
+            return Ok(());
+        }
+        let mut tally = Tally::default();
+        let result = {
+            let _guard = self.unit.gate.enter();
+            self.transfer(
+                pasid,
+                (iova, len),
+                Access::Read,
+                &mut tally,
+                |object, offset, at, n| {
+                    object.read(offset, &mut buf[at as usize..(at + n) as usize])
+                },
+            )
+        };
+        self.finish((pasid, Access::Read, len), tally, result)
+    }
+
+    fn write(&self, pasid: Option<u32>, iova: u64, data: &[u8]) -> Result<(), DmaError> {
+        let len = data.len() as u64;
+        if len == 0 {
+            return Ok(());
+        }
+        let mut tally = Tally::default();
+        let result = {
+            let _guard = self.unit.gate.enter();
+            self.transfer(
+                pasid,
+                (iova, len),
+                Access::Write,
+                &mut tally,
+                |object, offset, at, n| object.write(offset, &data[at as usize..(at + n) as usize]),
+            )
+        };
+        self.finish((pasid, Access::Write, len), tally, result)
+    }
+
+    fn translate_sg(
+        &self,
+        pasid: Option<u32>,
+        iova: u64,
+        len: u64,
+        access: Access,
+    ) -> Result<SgMapping<'_>, DmaError> {
+        let guard = self.unit.gate.enter();
+        let mut segments = Vec::new();
+        let mut tally = Tally::default();
+        let result = if len == 0 {
+            Ok(())
+        } else {
+            self.transfer(
+                pasid,
+                (iova, len),
+                access,
+                &mut tally,
+                |object, offset, _, n| {
+                    // Runs are maximal, so pieces never merge.
+                    segments.push(Segment {
+                        phys: object.base() + offset,
+                        len: n,
+                    });
+                    Ok(())
+                },
+            )
+        };
+        self.unit.count(&tally);
+        match result {
+            Ok(()) => Ok(SgMapping {
+                segments,
+                unit: &self.unit,
+                access,
+                _guard: guard,
+            }),
+            Err(fault) => {
+                drop(guard);
+                Err(DmaError::Fault(
+                    self.unit.report(self.bdf, pasid, access, fault),
+                ))
+            }
+        }
+    }
+}
