@@ -8,10 +8,12 @@
 //! - [`unit`]: the hardware unit (capability registers, root / scalable
 //!   context entries, PASID directory and tables with PGTT), its IOTLB and
 //!   fault log, and the translation path device models use for DMA;
+//! - [`failpoint`]: `fail_nth`-style fault injection at every fallible step;
 //! - [`system`]: bring-up of a platform with its units and core;
 //! - [`iommu`]: groups, domains, DMA ownership, attach / PASID attach and the
 //!   legacy auxiliary-domain API, as drivers/iommu/iommu.c has them.
 
+pub mod failpoint;
 pub mod iommu;
 pub mod memory;
 pub mod pgtable;

@@ -54,6 +54,12 @@ pub enum MemoryError {
         /// Length of the access.
         len: u64,
     },
+    /// An allocation failed by fault injection ([`crate::failpoint`]).
+    #[error("allocation failed by fault injection at {site}")]
+    Injected {
+        /// The fail point.
+        site: &'static str,
+    },
     /// An atomic access that is not naturally aligned.
     #[error("host-physical address {0:#x} is not 8-byte aligned")]
     Misaligned(PhysAddr),
@@ -64,7 +70,7 @@ impl MemoryError {
     pub fn errno(&self) -> Errno {
         match self {
             MemoryError::BadSize(_) | MemoryError::Misaligned(_) => Errno::INVAL,
-            MemoryError::Create { .. } => Errno::NOMEM,
+            MemoryError::Create { .. } | MemoryError::Injected { .. } => Errno::NOMEM,
             MemoryError::Unbacked { .. } => Errno::FAULT,
         }
     }
@@ -197,6 +203,11 @@ impl HostMemory {
     /// Allocates private anonymous memory and places it.
     pub fn alloc_anonymous(&self, size: u64) -> Result<Arc<MemoryObject>, MemoryError> {
         check_size(size)?;
+        if crate::failpoint::should_fail("memory: anonymous object") {
+            return Err(MemoryError::Injected {
+                site: "memory: anonymous object",
+            });
+        }
         let region = MmapRegion::new(size as usize).map_err(|e| MemoryError::Create {
             kind: MemoryKind::Anonymous,
             size,

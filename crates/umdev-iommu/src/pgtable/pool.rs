@@ -74,6 +74,10 @@ impl TablePool {
 
     /// A zeroed page for a table at `level`.
     pub(crate) fn alloc(&mut self, level: u8) -> Result<Table, MemoryError> {
+        const SITE: &str = "pgtable: table page";
+        if crate::failpoint::should_fail(SITE) {
+            return Err(MemoryError::Injected { site: SITE });
+        }
         let reused = self.freed[usize::from(level) - 1].pop();
         let addr = match reused.or_else(|| self.fresh.pop()) {
             Some(addr) => addr,

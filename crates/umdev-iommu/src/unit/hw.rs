@@ -195,6 +195,9 @@ impl IommuUnit {
 
     /// A free domain id (never 0 or 1); ENOSPC when all are in use.
     pub fn alloc_domain_id(&self) -> Result<DomainId, UnitError> {
+        if crate::failpoint::should_fail("unit: domain id") {
+            return Err(UnitError::NoDomainId);
+        }
         self.control
             .lock()
             .dids
