@@ -9,8 +9,9 @@ use parking_lot::Mutex;
 use umdev_iommu::memory::PhysAddr;
 
 use crate::error::{IommufdError, Result};
+use crate::ictx::Ictx;
 use crate::ioas::{Ioas, next_key};
-use crate::object::{HasHeader, ObjHeader, ObjRef};
+use crate::object::{HasHeader, ObjHeader, ObjRef, Object};
 
 /// What the access's owner (the emulated device's driver) provides
 /// (`struct iommufd_access_ops`).
@@ -133,5 +134,71 @@ impl Access {
         let iopt = ioas.iopt.lock();
         iopt.access_rw(iova, buf, write)
             .map_err(IommufdError::iopt("access rw"))
+    }
+}
+
+impl Ictx {
+    /// `iommufd_access_create`: a new ACCESS object owned by `ops`.
+    pub fn access_create(&self, ops: Arc<dyn AccessOps>) -> Result<(u32, Arc<Access>)> {
+        let access = Access::new(ops);
+        // The owner's reference: user space cannot DESTROY an access.
+        access.header().get();
+        let id = self
+            .table
+            .lock()
+            .insert(Object::Access(Arc::clone(&access)));
+        Ok((id, access))
+    }
+
+    fn get_access(&self, id: u32) -> Result<Arc<Access>> {
+        match self.table.lock().get(id)? {
+            Object::Access(a) => Ok(a),
+            _ => Err(IommufdError::WrongType {
+                id,
+                wanted: "an access",
+                errno: rustix::io::Errno::NOENT,
+            }),
+        }
+    }
+
+    /// `iommufd_access_attach`: only an IOAS (ENOENT otherwise); EINVAL if
+    /// already attached.
+    pub fn access_attach(&self, access_id: u32, ioas_id: u32) -> Result<()> {
+        let access = self.get_access(access_id)?;
+        if access.ioas_id().is_some() {
+            return Err(IommufdError::Invalid {
+                what: "access already attached",
+            });
+        }
+        let ioas = self.get_ioas(ioas_id)?;
+        access.change_ioas(Some(&ioas))
+    }
+
+    /// `iommufd_access_replace`: ENOENT if not attached.
+    pub fn access_replace(&self, access_id: u32, ioas_id: u32) -> Result<()> {
+        let access = self.get_access(access_id)?;
+        if access.ioas_id().is_none() {
+            return Err(IommufdError::Errno {
+                what: "access not attached",
+                errno: rustix::io::Errno::NOENT,
+            });
+        }
+        let ioas = self.get_ioas(ioas_id)?;
+        access.change_ioas(Some(&ioas))
+    }
+
+    /// `iommufd_access_detach`.
+    pub fn access_detach(&self, access_id: u32) -> Result<()> {
+        let access = self.get_access(access_id)?;
+        access.change_ioas(None)
+    }
+
+    /// `iommufd_access_destroy`: detaches and removes the object.
+    pub fn access_destroy(&self, access_id: u32) -> Result<()> {
+        let access = self.get_access(access_id)?;
+        access.change_ioas(None)?;
+        access.header().put();
+        self.table.lock().remove_unused(access_id)?;
+        Ok(())
     }
 }

@@ -285,20 +285,24 @@ impl Ictx {
             .remove_reserved(ReservedOwner::Device(dev_key));
     }
 
-    /// `iommufd_hw_pagetable_attach`.
+    /// `iommufd_hw_pagetable_attach`, in its order: EBUSY if this device
+    /// is already attached for `pasid`; EINVAL if its group is on another
+    /// HWPT there; the device's reserved regions (RID); then only the
+    /// group's first device attaches the domain
+    /// (`iommufd_hwpt_attach_device`: PASID compatibility, then the core,
+    /// which switches every device of the group).
     fn do_attach(&self, dev: &Arc<Device>, pasid: u32, hwpt: HwptRef) -> Result<()> {
         let mut attaches = dev.igroup.attaches.lock();
-        Self::check_pasid_compat(&attaches, &hwpt, pasid)?;
         if let Some(a) = attaches.get(&pasid) {
-            if !a.hwpt.same(&hwpt) {
-                return Err(IommufdError::GroupHwptMismatch {
-                    group: dev.igroup.group.id(),
-                    pasid,
-                });
-            }
             if a.devices.contains(&dev.id()) {
                 return Err(IommufdError::AlreadyAttached {
                     dev_id: dev.id(),
+                    pasid,
+                });
+            }
+            if !a.hwpt.same(&hwpt) {
+                return Err(IommufdError::GroupHwptMismatch {
+                    group: dev.igroup.group.id(),
                     pasid,
                 });
             }
@@ -307,33 +311,43 @@ impl Ictx {
         if pasid == IOMMU_NO_PASID {
             self.enforce_resv_regions(dev, &ioas)?;
         }
-        if let std::collections::btree_map::Entry::Vacant(e) = attaches.entry(pasid) {
-            let r = if pasid == IOMMU_NO_PASID {
-                self.iommu.attach_group(hwpt.domain(), &dev.igroup.group)
-            } else {
-                self.iommu
-                    .attach_device_pasid(hwpt.domain(), dev.bdf, pasid)
-            };
-            if let Err(e) = r {
+        if !attaches.contains_key(&pasid) {
+            let attached = Self::check_pasid_compat(&attaches, &hwpt, pasid).and_then(|()| {
+                let r = if pasid == IOMMU_NO_PASID {
+                    self.iommu.attach_group(hwpt.domain(), &dev.igroup.group)
+                } else {
+                    self.iommu
+                        .attach_device_pasid(hwpt.domain(), dev.bdf, pasid)
+                };
+                r.map_err(Into::into)
+            });
+            if let Err(e) = attached {
                 if pasid == IOMMU_NO_PASID {
                     Self::remove_resv_regions(dev.key, &ioas);
                 }
-                return Err(e.into());
+                return Err(e);
             }
-            e.insert(Attach {
-                hwpt,
-                devices: BTreeSet::new(),
-            });
+            attaches.insert(
+                pasid,
+                Attach {
+                    hwpt,
+                    devices: BTreeSet::new(),
+                },
+            );
         }
-        attaches
-            .get_mut(&pasid)
-            .expect("attach exists")
-            .devices
-            .insert(dev.id());
+        let attach = attaches.get_mut(&pasid).expect("attach exists");
+        attach.devices.insert(dev.id());
+        if let Some(iopf) = attach.hwpt.iopf() {
+            iopf.add_device(dev.bdf, pasid, dev.id(), dev.igroup.group.id());
+        }
         Ok(())
     }
 
-    /// `iommufd_hw_pagetable_replace`.
+    /// `iommufd_device_do_replace`: EINVAL unless this device is attached
+    /// for `pasid`; the same HWPT is a no-op. The group's members get their
+    /// reserved regions in the new IOAS (if it changed), then PASID
+    /// compatibility and the core replace; on failure nothing changed.
+    /// Faults outstanding on the old HWPT are answered INVALID.
     fn do_replace(&self, dev: &Arc<Device>, pasid: u32, hwpt: HwptRef) -> Result<()> {
         let mut attaches = dev.igroup.attaches.lock();
         let Some(cur) = attaches.get(&pasid) else {
@@ -349,17 +363,15 @@ impl Ictx {
         if cur.hwpt.same(&hwpt) {
             return Ok(());
         }
-        Self::check_pasid_compat(&attaches, &hwpt, pasid)?;
-        let cur = attaches.get(&pasid).expect("attach exists");
         let old_ioas = Arc::clone(cur.hwpt.paging().ioas());
         let new_ioas = Arc::clone(hwpt.paging().ioas());
-        let ioas_changed = !Arc::ptr_eq(&old_ioas, &new_ioas);
+        let resv = pasid == IOMMU_NO_PASID && !Arc::ptr_eq(&old_ioas, &new_ioas);
         let members: Vec<Arc<Device>> = cur
             .devices
             .iter()
             .filter_map(|&id| self.get_device(id).ok())
             .collect();
-        if pasid == IOMMU_NO_PASID && ioas_changed {
+        if resv {
             for (n, m) in members.iter().enumerate() {
                 if let Err(e) = self.enforce_resv_regions(m, &new_ioas) {
                     for done in &members[..n] {
@@ -369,24 +381,33 @@ impl Ictx {
                 }
             }
         }
-        let r = if pasid == IOMMU_NO_PASID {
-            self.iommu
-                .replace_group_domain(&dev.igroup.group, hwpt.domain())
-        } else {
-            self.iommu
-                .replace_device_pasid(hwpt.domain(), dev.bdf, pasid)
-        };
-        if let Err(e) = r {
-            if pasid == IOMMU_NO_PASID && ioas_changed {
+        let replaced = Self::check_pasid_compat(&attaches, &hwpt, pasid).and_then(|()| {
+            let r = if pasid == IOMMU_NO_PASID {
+                self.iommu
+                    .replace_group_domain(&dev.igroup.group, hwpt.domain())
+            } else {
+                self.iommu
+                    .replace_device_pasid(hwpt.domain(), dev.bdf, pasid)
+            };
+            r.map_err(Into::into)
+        });
+        if let Err(e) = replaced {
+            if resv {
                 for m in &members {
                     Self::remove_resv_regions(m.key, &new_ioas);
                 }
             }
-            return Err(e.into());
+            return Err(e);
         }
-        if pasid == IOMMU_NO_PASID && ioas_changed {
+        if resv {
             for m in &members {
                 Self::remove_resv_regions(m.key, &old_ioas);
+            }
+        }
+        let group_id = dev.igroup.group.id();
+        if let Some(iopf) = hwpt.iopf() {
+            for m in &members {
+                iopf.add_device(m.bdf, pasid, m.id(), group_id);
             }
         }
         let old = std::mem::replace(
@@ -394,6 +415,9 @@ impl Ictx {
             hwpt,
         );
         drop(attaches);
+        if let Some(iopf) = old.iopf() {
+            iopf.detach_attachment(group_id, pasid);
+        }
         self.put_hwpt(old);
         Ok(())
     }
@@ -413,6 +437,9 @@ impl Ictx {
         if pasid == IOMMU_NO_PASID {
             Self::remove_resv_regions(dev.key, a.hwpt.paging().ioas());
         }
+        if let Some(iopf) = a.hwpt.iopf() {
+            iopf.remove_device(dev.bdf, pasid);
+        }
         if !a.devices.is_empty() {
             return Ok(());
         }
@@ -424,6 +451,10 @@ impl Ictx {
                 .detach_device_pasid(a.hwpt.domain(), dev.bdf, pasid)
         };
         drop(attaches);
+        // iommufd_hwpt_detach_device: outstanding faults are answered.
+        if let Some(iopf) = a.hwpt.iopf() {
+            iopf.detach_attachment(dev.igroup.group.id(), pasid);
+        }
         self.put_hwpt(a.hwpt);
         r.map_err(Into::into)
     }

@@ -83,6 +83,26 @@ pub enum IommufdError {
         /// Its length.
         length: u64,
     },
+    /// An output array is too small: EMSGSIZE, with the count it needs
+    /// (IOAS_IOVA_RANGES writes what fits and the total).
+    #[error("{what}: {needed} entries needed")]
+    TooSmall {
+        /// What was being returned.
+        what: &'static str,
+        /// The entries needed.
+        needed: u32,
+    },
+    /// A caller buffer cannot hold what the ioctl writes: EFAULT, as a user
+    /// pointer to too little memory would give.
+    #[error("{what}: buffer of {len} bytes, {needed} needed")]
+    BadBuffer {
+        /// Which buffer.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The bytes needed.
+        needed: usize,
+    },
     /// The IOMMU core refused.
     #[error(transparent)]
     Iommu(#[from] IommuError),
@@ -109,6 +129,8 @@ impl IommufdError {
             IommufdError::Invalid { .. } | IommufdError::GroupHwptMismatch { .. } => Errno::INVAL,
             IommufdError::Overflow { .. } => Errno::OVERFLOW,
             IommufdError::AccessDeadlock { .. } => Errno::DEADLK,
+            IommufdError::TooSmall { .. } => Errno::MSGSIZE,
+            IommufdError::BadBuffer { .. } => Errno::FAULT,
             IommufdError::Iommu(e) => e.errno(),
         }
     }

@@ -11,6 +11,7 @@ use umdev_iommu::pgtable::Prot;
 use umdev_pci::Bdf;
 
 use crate::error::{IommufdError, Result};
+use crate::fault::{Fault, IopfHandler};
 use crate::io_pagetable::IoptDomain;
 use crate::ioas::{Ioas, next_key};
 use crate::object::{HasHeader, ObjHeader, ObjRef};
@@ -53,6 +54,7 @@ pub struct HwptPaging {
     pasid_compat: bool,
     dirty_capable: bool,
     key: u64,
+    iopf: Option<Arc<IopfHandler>>,
 }
 
 impl HasHeader for HwptPaging {
@@ -71,22 +73,36 @@ impl HwptPaging {
         flags: PagingFlags,
         auto_domain: bool,
     ) -> Result<Arc<Self>> {
+        Self::alloc_iopf(iommu, bdf, ioas, flags, auto_domain, None)
+    }
+
+    /// [`HwptPaging::alloc`] whose I/O page faults go to `fault`.
+    pub(crate) fn alloc_iopf(
+        iommu: &Iommu,
+        bdf: Bdf,
+        ioas: &Arc<Ioas>,
+        flags: PagingFlags,
+        auto_domain: bool,
+        fault: Option<&Arc<Fault>>,
+    ) -> Result<Arc<Self>> {
         let domain = iommu.domain_alloc_paging(bdf, flags)?;
         let key = next_key();
+        ioas.iopt
+            .lock()
+            .add_domain(key, Arc::new(DomainMirror(Arc::clone(&domain))))
+            .map_err(IommufdError::iopt("add domain"))?;
+        let iopf = fault.map(|f| install_iopf(&domain, f, key));
         let hwpt = Arc::new(Self {
             hdr: ObjHeader::new(),
             ioas: ObjRef::new(ioas),
-            domain: Arc::clone(&domain),
+            domain,
             auto_domain,
             nest_parent: flags.nest_parent,
             pasid_compat: flags.pasid,
             dirty_capable: flags.dirty_tracking,
             key,
+            iopf,
         });
-        ioas.iopt
-            .lock()
-            .add_domain(key, Arc::new(DomainMirror(domain)))
-            .map_err(IommufdError::iopt("add domain"))?;
         ioas.add_hwpt(&hwpt);
         Ok(hwpt)
     }
@@ -126,8 +142,10 @@ impl HwptPaging {
         self.dirty_capable
     }
 
-    /// `iommufd_hwpt_paging_destroy`: the domain leaves the IOAS.
+    /// `iommufd_hwpt_paging_destroy`: the domain leaves the IOAS and its
+    /// fault queue.
     pub(crate) fn teardown(&self) {
+        remove_iopf(&self.domain, self.iopf.as_ref());
         self.ioas.iopt.lock().remove_domain(self.key);
         self.ioas
             .hwpts
@@ -143,6 +161,7 @@ pub struct HwptNested {
     pub(crate) parent: ObjRef<HwptPaging>,
     pub(crate) domain: Arc<Domain>,
     pasid_compat: bool,
+    iopf: Option<Arc<IopfHandler>>,
 }
 
 impl HasHeader for HwptNested {
@@ -152,27 +171,30 @@ impl HasHeader for HwptNested {
 }
 
 impl HwptNested {
-    /// `iommufd_hwpt_nested_alloc`: the parent must be a manually
-    /// allocated nest parent (EINVAL otherwise).
+    /// `iommufd_hwpt_nested_alloc` once the flags, data and parent are
+    /// checked (see `Ictx::hwpt_alloc`).
     pub(crate) fn alloc(
         iommu: &Iommu,
         bdf: Bdf,
         parent: &Arc<HwptPaging>,
         config: VtdS1Config,
         pasid_compat: bool,
+        fault: Option<&Arc<Fault>>,
     ) -> Result<Arc<Self>> {
-        if parent.auto_domain || !parent.nest_parent {
-            return Err(IommufdError::Invalid {
-                what: "nested parent must be a manual NEST_PARENT HWPT",
-            });
-        }
         let domain = iommu.domain_alloc_nested(bdf, &parent.domain, config, pasid_compat)?;
+        let iopf = fault.map(|f| install_iopf(&domain, f, next_key()));
         Ok(Arc::new(Self {
             hdr: ObjHeader::new(),
             parent: ObjRef::new(parent),
             domain,
             pasid_compat,
+            iopf,
         }))
+    }
+
+    /// `iommufd_hwpt_nested_destroy`: the domain leaves its fault queue.
+    pub(crate) fn teardown(&self) {
+        remove_iopf(&self.domain, self.iopf.as_ref());
     }
 
     /// The object id.
@@ -234,6 +256,14 @@ impl HwptRef {
         }
     }
 
+    /// The fault routing of a HWPT allocated with FAULT_ID_VALID.
+    pub(crate) fn iopf(&self) -> Option<&Arc<IopfHandler>> {
+        match self {
+            HwptRef::Paging(h) => h.iopf.as_ref(),
+            HwptRef::Nested(h) => h.iopf.as_ref(),
+        }
+    }
+
     /// Do both name the same HWPT?
     pub fn same(&self, other: &HwptRef) -> bool {
         match (self, other) {
@@ -241,5 +271,21 @@ impl HwptRef {
             (HwptRef::Nested(a), HwptRef::Nested(b)) => Arc::ptr_eq(a.arc(), b.arc()),
             _ => false,
         }
+    }
+}
+
+/// Routes `domain`'s faults to `fault` (`hwpt->domain->iopf_handler =
+/// iommufd_fault_iopf_handler`, taking a reference on the queue).
+fn install_iopf(domain: &Domain, fault: &Arc<Fault>, hwpt_key: u64) -> Arc<IopfHandler> {
+    let handler = IopfHandler::new(fault, hwpt_key);
+    domain.set_fault_handler(Some(Arc::clone(&handler) as _));
+    handler
+}
+
+/// Undoes [`install_iopf`] when the HWPT is destroyed.
+fn remove_iopf(domain: &Domain, iopf: Option<&Arc<IopfHandler>>) {
+    if let Some(handler) = iopf {
+        domain.set_fault_handler(None);
+        handler.release();
     }
 }

@@ -6,19 +6,36 @@
 //! - [`ioas`] and [`io_pagetable`]: I/O address spaces;
 //! - [`hwpt`]: paging and nested hardware page tables;
 //! - [`device`]: bind / attach / replace / detach with the group rules;
-//! - [`access`]: in-kernel users for devices with vendor-defined isolation.
+//! - [`access`]: in-kernel users for devices with vendor-defined isolation;
+//! - [`fault`]: I/O page fault queues; [`dirty`]: dirty tracking;
+//!   [`hw_info`]: IOMMU_GET_HW_INFO; [`invalidate`]: HWPT_INVALIDATE;
+//! - [`vfio_compat`]: the VFIO type1 container ioctls over a compat IOAS;
+//! - [`container`]: the legacy group-centric VFIO container and groups.
 //!
 //! Lock order: `Ioas::hwpts` → device group attachments → `Ioas::iopt` →
-//! IOMMU core; the object table lock is a leaf held only for lookups.
+//! IOMMU core; an `IoptPages`' pins → the pin account. The object table
+//! lock and the fault queue's locks are leaves held only briefly.
 
 pub mod access;
+pub mod container;
 pub mod device;
+pub mod dirty;
 pub mod error;
+pub mod fault;
+pub mod hw_info;
 pub mod hwpt;
+pub mod hwpt_alloc;
 pub mod ictx;
+pub mod invalidate;
 pub mod io_pagetable;
 pub mod ioas;
 pub mod object;
+mod option;
+pub mod vfio_compat;
 
+pub use dirty::{DirtyRange, DirtyTrackingFlags, GetDirtyBitmapFlags};
 pub use error::{IommufdError, Result};
+pub use fault::{FaultFd, HwptPgfault, IopfResponse, PageResponse, PageResponseCode};
+pub use hw_info::{HwCapabilities, HwInfoFlags, HwInfoVtd, IommuHwInfo};
+pub use invalidate::{HwptInvalidateData, HwptInvalidateResult};
 pub use ictx::{HwptAllocFlags, HwptData, Ictx, MapFlags, VfioIoasOp};

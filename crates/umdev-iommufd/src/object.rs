@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use crate::access::Access;
 use crate::device::Device;
 use crate::error::{IommufdError, Result};
+use crate::fault::Fault;
 use crate::hwpt::{HwptNested, HwptPaging};
 use crate::ioas::Ioas;
 
@@ -109,6 +110,8 @@ pub enum Object {
     Device(Arc<Device>),
     /// IOMMUFD_OBJ_ACCESS.
     Access(Arc<Access>),
+    /// IOMMUFD_OBJ_FAULT.
+    Fault(Arc<Fault>),
 }
 
 impl Object {
@@ -120,6 +123,7 @@ impl Object {
             Object::HwptNested(o) => o.header(),
             Object::Device(o) => o.header(),
             Object::Access(o) => o.header(),
+            Object::Fault(o) => o.header(),
         }
     }
 
@@ -131,6 +135,7 @@ impl Object {
             Object::HwptNested(_) => "hwpt_nested",
             Object::Device(_) => "device",
             Object::Access(_) => "access",
+            Object::Fault(_) => "fault",
         }
     }
 }
@@ -175,6 +180,12 @@ impl ObjTable {
         Ok(self.objects.remove(&id).expect("present"))
     }
 
+    /// Removes the object whatever its users (the final release of a
+    /// context, for objects only open fds still hold).
+    pub(crate) fn remove(&mut self, id: u32) -> Option<Object> {
+        self.objects.remove(&id)
+    }
+
     /// Ids of objects only the table references (candidates for the
     /// leaf-first teardown on close).
     pub(crate) fn unused_ids(&self) -> Vec<u32> {
@@ -196,5 +207,10 @@ impl ObjTable {
     /// Number of objects.
     pub(crate) fn len(&self) -> usize {
         self.objects.len()
+    }
+
+    /// Whether the table holds no object.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.objects.is_empty()
     }
 }

@@ -8,6 +8,7 @@
 
 mod pages;
 mod ranges;
+mod refs;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use rustix::io::Errno;
 use umdev_iommu::memory::{PAGE_SIZE, PhysAddr};
 use umdev_iommu::pgtable::Prot;
 
-pub use pages::{IoptPages, PinAccount};
+pub use pages::{AccountMode, IoptPages, PinAccount};
 pub use ranges::IovaRange;
 use ranges::{AUTO_WINDOW, alloc_in_spans};
 
@@ -68,6 +69,19 @@ struct Area {
 impl Area {
     fn length(&self, iova: u64) -> u64 {
         self.last - iova + 1
+    }
+
+    /// Pins the pages under IOVAs `[from, to]` of the area starting at
+    /// `iova`.
+    fn pin(&self, iova: u64, from: u64, to: u64) -> Result<(), Errno> {
+        self.pages
+            .pin(self.pages_offset + (from - iova), to - from + 1)
+    }
+
+    /// Undoes [`Area::pin`] of the same IOVAs.
+    fn unpin(&self, iova: u64, from: u64, to: u64) {
+        self.pages
+            .unpin(self.pages_offset + (from - iova), to - from + 1);
     }
 }
 
@@ -428,7 +442,7 @@ impl IoPagetable {
             return Ok(());
         }
         let area = self.areas.get_mut(&iova).expect("area just inserted");
-        area.pages.pin()?;
+        area.pin(iova, iova, area.last)?;
         area.pinned_for_domains = true;
         let area = &self.areas[&iova];
         for (n, (_, domain)) in self.domains.iter().enumerate() {
@@ -452,7 +466,7 @@ impl IoPagetable {
             for (_, d) in &self.domains {
                 d.unmap(iova, length);
             }
-            area.pages.unpin();
+            area.unpin(iova, iova, area.last);
         }
         length
     }
@@ -492,6 +506,23 @@ impl IoPagetable {
 
     // ---- copy ---------------------------------------------------------
 
+    /// The pieces of `[iova, last]` covered by back-to-back areas, in
+    /// order, and whether they reach `last` (`iopt_for_each_contig_area` /
+    /// `iopt_area_contig_done`).
+    pub fn contig_pieces(&self, iova: u64, last: u64) -> (Vec<IovaRange>, bool) {
+        let mut out = Vec::new();
+        let mut cur = iova;
+        while let Some((_, area)) = self.area_intersecting(IovaRange::new(cur, cur)) {
+            let piece_last = area.last.min(last);
+            out.push(IovaRange::new(cur, piece_last));
+            if piece_last == last {
+                return (out, true);
+            }
+            cur = piece_last + 1;
+        }
+        (out, false)
+    }
+
     /// The pages behind `[iova, iova + length)`, which must be covered by a
     /// contiguous chain of areas (`iopt_get_pages`): EINVAL for length 0,
     /// EOVERFLOW, ENOENT for a gap.
@@ -504,23 +535,21 @@ impl IoPagetable {
             return Err(Errno::INVAL);
         }
         let last = iova.checked_add(length - 1).ok_or(Errno::OVERFLOW)?;
-        let mut out = Vec::new();
-        let mut cur = iova;
-        loop {
-            let (start, area) = self
-                .area_intersecting(IovaRange::new(cur, cur))
-                .ok_or(Errno::NOENT)?;
-            let piece_last = area.last.min(last);
-            out.push((
-                Arc::clone(&area.pages),
-                area.pages_offset + (cur - start),
-                piece_last - cur + 1,
-            ));
-            if piece_last == last {
-                return Ok(out);
-            }
-            cur = piece_last + 1;
+        let (pieces, complete) = self.contig_pieces(iova, last);
+        if !complete {
+            return Err(Errno::NOENT);
         }
+        Ok(pieces
+            .into_iter()
+            .map(|piece| {
+                let (start, area) = self.area_intersecting(piece).expect("piece is covered");
+                (
+                    Arc::clone(&area.pages),
+                    area.pages_offset + (piece.start - start),
+                    piece.last - piece.start + 1,
+                )
+            })
+            .collect())
     }
 
     // ---- domains ------------------------------------------------------
@@ -556,10 +585,15 @@ impl IoPagetable {
         for (n, &iova) in iovas.iter().enumerate() {
             let area = &self.areas[&iova];
             let pinned_now = !area.pinned_for_domains;
-            let result = if pinned_now { area.pages.pin() } else { Ok(()) }.and_then(|()| {
+            let result = if pinned_now {
+                area.pin(iova, iova, area.last)
+            } else {
+                Ok(())
+            }
+            .and_then(|()| {
                 map_area(domain.as_ref(), iova, area, self.disable_large_pages).inspect_err(|_| {
                     if pinned_now {
-                        area.pages.unpin();
+                        area.unpin(iova, iova, area.last);
                     }
                 })
             });
@@ -568,7 +602,7 @@ impl IoPagetable {
                     let area = self.areas.get_mut(&done).expect("area exists");
                     domain.unmap(done, area.length(done));
                     if self.domains.is_empty() {
-                        area.pages.unpin();
+                        area.unpin(done, done, area.last);
                         area.pinned_for_domains = false;
                     }
                 }
@@ -595,7 +629,7 @@ impl IoPagetable {
         for (&iova, area) in self.areas.iter_mut() {
             domain.unmap(iova, area.length(iova));
             if self.domains.is_empty() && area.pinned_for_domains {
-                area.pages.unpin();
+                area.unpin(iova, iova, area.last);
                 area.pinned_for_domains = false;
             }
         }
@@ -622,17 +656,20 @@ impl IoPagetable {
         self.iova_alignment = self.compute_alignment(self.disable_large_pages, None, None);
     }
 
-    /// Walks the contiguous areas covering `[iova, last]` for an access,
-    /// applying §2.6 checks: prevent_access or (with `aligned`) a chain not
-    /// page-aligned at its joints → EINVAL, missing permission → EPERM,
-    /// a gap → ENOENT.
+    /// Walks the contiguous areas covering `[iova, iova + length)` for an
+    /// access (device.c `iommufd_access_pin_pages` / `_rw`), returning each
+    /// piece as (area start, first IOVA, last IOVA). Per area in order:
+    /// prevent_access, or with `aligned` a piece whose first byte is not at
+    /// a page start or a non-final piece not ending at a page end
+    /// (`iopt_area_contig_is_aligned`) → EINVAL; missing permission →
+    /// EPERM; then a gap → ENOENT.
     fn access_chain(
         &self,
         iova: u64,
         length: u64,
         write: bool,
         aligned: bool,
-    ) -> Result<Vec<u64>, Errno> {
+    ) -> Result<Vec<(u64, u64, u64)>, Errno> {
         if length == 0 {
             return Err(Errno::INVAL);
         }
@@ -644,28 +681,27 @@ impl IoPagetable {
             let Some((start, area)) = self.area_intersecting(IovaRange::new(cur, cur)) else {
                 return Err(Errno::NOENT);
             };
+            let piece_last = area.last.min(last);
             let first_byte = area.pages.phys(area.pages_offset + (cur - start));
-            let joint_misaligned = area.last < last
-                && (area.pages.phys(area.pages_offset) + area.length(start)) % PAGE_SIZE != 0;
-            if area.prevent_access
-                || (aligned
-                    && ((chain.is_empty() && first_byte % PAGE_SIZE != 0) || joint_misaligned))
-            {
+            let last_byte = area.pages.phys(area.pages_offset + (area.last - start));
+            let misaligned = first_byte % PAGE_SIZE != 0
+                || (piece_last < last && last_byte % PAGE_SIZE != PAGE_SIZE - 1);
+            if area.prevent_access || (aligned && misaligned) {
                 return Err(Errno::INVAL);
             }
             if !area.prot.contains(need) {
                 return Err(Errno::PERM);
             }
-            chain.push(start);
-            if area.last >= last {
+            chain.push((start, cur, piece_last));
+            if piece_last == last {
                 return Ok(chain);
             }
-            cur = area.last + 1;
+            cur = piece_last + 1;
         }
     }
 
     /// `iommufd_access_pin_pages`: pins `[iova, iova + length)` and returns
-    /// the host-physical address of each page.
+    /// the host-physical address of each page (ENOMEM over the limit).
     pub fn access_pin(
         &mut self,
         iova: u64,
@@ -673,39 +709,34 @@ impl IoPagetable {
         write: bool,
     ) -> Result<Vec<PhysAddr>, Errno> {
         let chain = self.access_chain(iova, length, write, true)?;
-        let mut pinned = Vec::new();
-        for &start in &chain {
-            let area = &self.areas[&start];
-            if let Err(e) = area.pages.pin() {
-                for &s in &pinned {
-                    let a: &Area = &self.areas[&s];
-                    a.pages.unpin();
+        for (n, &(start, from, to)) in chain.iter().enumerate() {
+            if let Err(e) = self.areas[&start].pin(start, from, to) {
+                for &(s, f, t) in &chain[..n] {
+                    self.areas[&s].unpin(s, f, t);
                 }
                 return Err(e);
             }
-            pinned.push(start);
-        }
-        for &start in &chain {
-            self.areas
-                .get_mut(&start)
-                .expect("area exists")
-                .num_accesses += 1;
         }
         let mut out = Vec::new();
-        let mut addr = iova & !(PAGE_SIZE - 1);
-        while addr <= iova + (length - 1) {
-            let (start, area) = self
-                .area_intersecting(IovaRange::new(addr.max(iova), addr.max(iova)))
-                .expect("covered");
-            let off = area.pages_offset + (addr.max(iova) - start);
-            out.push(area.pages.phys(off) & !(PAGE_SIZE - 1));
-            addr += PAGE_SIZE;
+        for &(start, from, to) in &chain {
+            let area = self.areas.get_mut(&start).expect("area exists");
+            area.num_accesses += 1;
+            let mut cur = from;
+            while cur <= to {
+                let phys = area.pages.phys(area.pages_offset + (cur - start));
+                out.push(phys & !(PAGE_SIZE - 1));
+                match (cur | (PAGE_SIZE - 1)).checked_add(1) {
+                    Some(next) => cur = next,
+                    None => break,
+                }
+            }
         }
         Ok(out)
     }
 
     /// `iommufd_access_unpin_pages`: drops the pins of a previous
-    /// [`IoPagetable::access_pin`] of exactly this range.
+    /// [`IoPagetable::access_pin`] of exactly this range. An area being
+    /// unmapped keeps `prevent_access` so no new pin races the unmap.
     pub fn access_unpin(&mut self, iova: u64, length: u64) {
         let Some(last) = length.checked_sub(1).and_then(|l| iova.checked_add(l)) else {
             return;
@@ -719,10 +750,8 @@ impl IoPagetable {
         for s in starts {
             let area = self.areas.get_mut(&s).expect("area exists");
             area.num_accesses -= 1;
-            if area.num_accesses == 0 {
-                area.prevent_access = false;
-            }
-            area.pages.unpin();
+            let (from, to) = (iova.max(s), last.min(area.last));
+            area.unpin(s, from, to);
         }
     }
 
@@ -781,7 +810,13 @@ impl IoPagetable {
             pinned_for_domains: area.pinned_for_domains,
         };
         if tail.pinned_for_domains {
-            tail.pages.pin().expect("pages already charged");
+            // Both halves hold their own pin; the pages stay charged once
+            // (the page under the cut goes 1 → 3 → 2), so this cannot fail.
+            let whole_last = area.last;
+            area.pin(start, start, iova - 1)
+                .and_then(|()| tail.pin(iova, iova, tail.last))
+                .expect("pages already charged");
+            area.unpin(start, start, whole_last);
         }
         area.last = iova - 1;
         self.areas.insert(start, area);

@@ -1,14 +1,19 @@
 //! The selftest's mock IOMMU driver (drivers/iommu/iommufd/selftest.c):
 //! aperture [2^24, 2^31 − 1], 2 KiB pages (MOCK_PAGE_SIZE, newest trees)
-//! with 1 MiB huge pages, dirty bits set by the test.
+//! with 1 MiB huge pages used whenever IOVA and address are aligned for
+//! one, dirty bits on PTEs, nested domains with a 4-entry "IOTLB", and the
+//! device flags NO_DIRTY and PASID.
 
 use std::any::Any;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 use rustix::io::Errno;
-use umdev_iommu::iommu::ops::{DeviceCaps, DomainOps, DomainType, IommuOps, PagingFlags, VtdS1Config};
+use umdev_iommu::iommu::ops::{
+    DeviceCaps, DomainOps, DomainType, HwInfo, IommuOps, PagingFlags, VtdS1Config, VtdS1Invalidate,
+};
 use umdev_iommu::memory::PhysAddr;
 use umdev_iommu::pgtable::Prot;
 use umdev_iommu::unit::FaultHandler;
@@ -20,14 +25,35 @@ pub const MOCK_APERTURE_START: u64 = 1 << 24;
 pub const MOCK_APERTURE_LAST: u64 = (1 << 31) - 1;
 pub const MOCK_PAGE_SIZE: u64 = 2048;
 pub const MOCK_HUGE_PAGE_SIZE: u64 = 512 * MOCK_PAGE_SIZE;
+/// MOCK_NESTED_DOMAIN_IOTLB_NUM.
+pub const MOCK_NESTED_DOMAIN_IOTLB_NUM: usize = 4;
+/// IOMMU_TEST_IOTLB_DEFAULT.
+pub const IOMMU_TEST_IOTLB_DEFAULT: u32 = 0xbadbeef;
+/// MOCK_PASID_WIDTH.
+pub const MOCK_PASID_WIDTH: u8 = 20;
+/// IOMMU_TEST_PASID_RESERVED: replacing this PASID fails with ENOMEM.
+pub const IOMMU_TEST_PASID_RESERVED: u32 = 1024;
+/// IOMMU_HW_INFO_SELFTEST_REGVAL, reported as the CAP register.
+pub const IOMMU_HW_INFO_SELFTEST_REGVAL: u64 = 0xdeadbeef;
+/// The "IOTLB id" of a VT-d stage-1 invalidation entry is its 4 KiB page
+/// index; `addr` 0 with `npages` u64::MAX is IOMMU_TEST_INVALIDATE_FLAG_ALL.
+pub const MOCK_IOTLB_PAGE: u64 = 4096;
 
-/// A mock domain: a map of 2 KiB IOVA pages.
+#[derive(Clone, Copy, Debug)]
+struct Pte {
+    phys: PhysAddr,
+    size: u64,
+    prot: Prot,
+    dirty: bool,
+}
+
+/// A mock driver domain.
 pub struct MockDomain {
     kind: DomainType,
     flags: PagingFlags,
-    pages: Mutex<BTreeMap<u64, (PhysAddr, Prot)>>,
-    dirty: Mutex<(bool, BTreeSet<u64>)>,
-    parent: Option<Arc<dyn DomainOps>>,
+    ptes: Mutex<BTreeMap<u64, Pte>>,
+    dirty_tracking: AtomicBool,
+    iotlb: Mutex<[u32; MOCK_NESTED_DOMAIN_IOTLB_NUM]>,
 }
 
 impl MockDomain {
@@ -35,30 +61,82 @@ impl MockDomain {
         Arc::new(Self {
             kind,
             flags,
-            pages: Mutex::new(BTreeMap::new()),
-            dirty: Mutex::new((false, BTreeSet::new())),
-            parent: None,
+            ptes: Mutex::new(BTreeMap::new()),
+            dirty_tracking: AtomicBool::new(false),
+            iotlb: Mutex::new([IOMMU_TEST_IOTLB_DEFAULT; MOCK_NESTED_DOMAIN_IOTLB_NUM]),
         })
     }
 
-    /// IOMMU_TEST_OP_DIRTY: marks mapped pages in the range dirty (as a
-    /// device write would), returns how many.
-    pub fn mark_dirty(&self, iova: u64, len: u64) -> usize {
-        let pages = self.pages.lock();
-        let mut dirty = self.dirty.lock();
-        let mut n = 0;
-        for page in (iova..iova + len).step_by(MOCK_PAGE_SIZE as usize) {
-            if pages.contains_key(&(page / MOCK_PAGE_SIZE)) {
-                dirty.1.insert(page / MOCK_PAGE_SIZE);
-                n += 1;
-            }
-        }
-        n
+    /// Starts of the PTEs intersecting `[iova, last]`.
+    fn ptes_in(ptes: &BTreeMap<u64, Pte>, iova: u64, last: u64) -> Vec<u64> {
+        let before = ptes
+            .range(..iova)
+            .next_back()
+            .filter(|(s, p)| *s + p.size > iova)
+            .map(|(&s, _)| s);
+        before
+            .into_iter()
+            .chain(ptes.range(iova..=last).map(|(&s, _)| s))
+            .collect()
     }
 
-    /// Number of mapped mock pages.
-    pub fn mapped_pages(&self) -> usize {
-        self.pages.lock().len()
+    /// The mock's `set_dirty`: marks the PTE holding `iova` dirty, as a
+    /// device write through it would (IOMMU_TEST_OP_DIRTY). False if
+    /// nothing maps `iova`.
+    pub fn set_dirty(&self, iova: u64) -> bool {
+        let mut ptes = self.ptes.lock();
+        let Some(start) = Self::ptes_in(&ptes, iova, iova).first().copied() else {
+            return false;
+        };
+        ptes.get_mut(&start).expect("pte").dirty = true;
+        true
+    }
+
+    /// Size of the PTE mapping `iova`.
+    pub fn pte_size(&self, iova: u64) -> Option<u64> {
+        let ptes = self.ptes.lock();
+        Self::ptes_in(&ptes, iova, iova)
+            .first()
+            .map(|s| ptes[s].size)
+    }
+
+    /// Permissions of the PTE mapping `iova`.
+    pub fn pte_prot(&self, iova: u64) -> Option<Prot> {
+        let ptes = self.ptes.lock();
+        Self::ptes_in(&ptes, iova, iova)
+            .first()
+            .map(|s| ptes[s].prot)
+    }
+
+    /// Bytes mapped.
+    pub fn mapped_bytes(&self) -> u64 {
+        self.ptes.lock().values().map(|p| p.size).sum()
+    }
+
+    /// MD_CHECK_IOTLB: the nested domain's IOTLB entry `id`.
+    pub fn iotlb(&self, id: usize) -> u32 {
+        self.iotlb.lock()[id]
+    }
+
+    fn invalidate(&self, e: &VtdS1Invalidate) -> Result<(), Errno> {
+        if e.flags & !1 != 0 {
+            return Err(Errno::OPNOTSUPP);
+        }
+        let mut iotlb = self.iotlb.lock();
+        if e.addr == 0 && e.npages == u64::MAX {
+            iotlb.fill(0);
+            return Ok(());
+        }
+        if !e.addr.is_multiple_of(MOCK_IOTLB_PAGE) || e.npages == 0 || e.npages == u64::MAX {
+            return Err(Errno::INVAL);
+        }
+        let first = e.addr / MOCK_IOTLB_PAGE;
+        let last = first.checked_add(e.npages - 1).ok_or(Errno::INVAL)?;
+        if last >= MOCK_NESTED_DOMAIN_IOTLB_NUM as u64 {
+            return Err(Errno::INVAL);
+        }
+        iotlb[first as usize..=last as usize].fill(0);
+        Ok(())
     }
 }
 
@@ -94,40 +172,57 @@ impl DomainOps for MockDomain {
         if self.kind != DomainType::Paging {
             return Err(Errno::INVAL);
         }
-        if iova % MOCK_PAGE_SIZE != 0 || len % MOCK_PAGE_SIZE != 0 || len == 0 {
+        if !iova.is_multiple_of(MOCK_PAGE_SIZE) || !len.is_multiple_of(MOCK_PAGE_SIZE) || len == 0 {
             return Err(Errno::INVAL);
         }
         if iova < MOCK_APERTURE_START || iova + (len - 1) > MOCK_APERTURE_LAST {
             return Err(Errno::INVAL);
         }
-        let mut pages = self.pages.lock();
-        let first = iova / MOCK_PAGE_SIZE;
-        let n = len / MOCK_PAGE_SIZE;
-        if pages.range(first..first + n).next().is_some() {
+        let mut ptes = self.ptes.lock();
+        if !Self::ptes_in(&ptes, iova, iova + (len - 1)).is_empty() {
             return Err(Errno::EXIST);
         }
-        for i in 0..n {
-            pages.insert(first + i, (phys + i * MOCK_PAGE_SIZE, prot));
+        let mut off = 0;
+        while off < len {
+            let huge = (iova + off).is_multiple_of(MOCK_HUGE_PAGE_SIZE)
+                && (phys + off).is_multiple_of(MOCK_HUGE_PAGE_SIZE)
+                && len - off >= MOCK_HUGE_PAGE_SIZE;
+            let size = if huge {
+                MOCK_HUGE_PAGE_SIZE
+            } else {
+                MOCK_PAGE_SIZE
+            };
+            ptes.insert(
+                iova + off,
+                Pte {
+                    phys: phys + off,
+                    size,
+                    prot,
+                    dirty: false,
+                },
+            );
+            off += size;
         }
         Ok(())
     }
 
     fn unmap(&self, iova: u64, len: u64) -> u64 {
-        let mut pages = self.pages.lock();
-        let first = iova / MOCK_PAGE_SIZE;
-        let last = (iova + len.max(1) - 1) / MOCK_PAGE_SIZE;
-        let keys: Vec<u64> = pages.range(first..=last).map(|(&k, _)| k).collect();
-        for k in &keys {
-            pages.remove(k);
-        }
-        keys.len() as u64 * MOCK_PAGE_SIZE
+        let mut ptes = self.ptes.lock();
+        let Some(last) = len.checked_sub(1).map(|l| iova + l) else {
+            return 0;
+        };
+        Self::ptes_in(&ptes, iova, last)
+            .into_iter()
+            .filter_map(|s| ptes.remove(&s))
+            .map(|p| p.size)
+            .sum()
     }
 
     fn iova_to_phys(&self, iova: u64) -> Option<PhysAddr> {
-        self.pages
-            .lock()
-            .get(&(iova / MOCK_PAGE_SIZE))
-            .map(|(p, _)| p + iova % MOCK_PAGE_SIZE)
+        let ptes = self.ptes.lock();
+        Self::ptes_in(&ptes, iova, iova)
+            .first()
+            .map(|s| ptes[s].phys + (iova - s))
     }
 
     fn set_fault_handler(&self, _handler: Option<Arc<dyn FaultHandler>>) {}
@@ -136,11 +231,12 @@ impl DomainOps for MockDomain {
         if !self.flags.dirty_tracking {
             return Err(Errno::OPNOTSUPP);
         }
-        let mut d = self.dirty.lock();
-        if enable && !d.0 {
-            d.1.clear();
+        if enable && !self.dirty_tracking.load(Ordering::Acquire) {
+            for pte in self.ptes.lock().values_mut() {
+                pte.dirty = false;
+            }
         }
-        d.0 = enable;
+        self.dirty_tracking.store(enable, Ordering::Release);
         Ok(())
     }
 
@@ -154,15 +250,29 @@ impl DomainOps for MockDomain {
         if !self.flags.dirty_tracking {
             return Err(Errno::OPNOTSUPP);
         }
-        let mut d = self.dirty.lock();
-        let first = iova / MOCK_PAGE_SIZE;
-        let last = (iova + len - 1) / MOCK_PAGE_SIZE;
-        let hits: Vec<u64> = d.1.range(first..=last).copied().collect();
-        for p in hits {
-            record(p * MOCK_PAGE_SIZE, MOCK_PAGE_SIZE);
-            if clear {
-                d.1.remove(&p);
+        // mock_domain_read_and_clear_dirty: reading needs tracking on.
+        if !self.dirty_tracking.load(Ordering::Acquire) {
+            return Err(Errno::INVAL);
+        }
+        let mut ptes = self.ptes.lock();
+        for start in Self::ptes_in(&ptes, iova, iova + (len - 1)) {
+            let pte = ptes.get_mut(&start).expect("pte");
+            if pte.dirty {
+                record(start, pte.size);
+                if clear {
+                    pte.dirty = false;
+                }
             }
+        }
+        Ok(())
+    }
+
+    fn cache_invalidate_user(&self, entries: &[VtdS1Invalidate]) -> Result<(), (usize, Errno)> {
+        if self.kind != DomainType::Nested {
+            return Err((0, Errno::OPNOTSUPP));
+        }
+        for (done, e) in entries.iter().enumerate() {
+            self.invalidate(e).map_err(|errno| (done, errno))?;
         }
         Ok(())
     }
@@ -173,8 +283,6 @@ pub struct MockIommu {
     blocked: Arc<MockDomain>,
     identity: Arc<MockDomain>,
     devices: Mutex<BTreeMap<Bdf, MockDeviceFlags>>,
-    /// (device, pasid) → domain currently programmed.
-    attached: Mutex<BTreeMap<(Bdf, u32), usize>>,
 }
 
 impl MockIommu {
@@ -183,7 +291,6 @@ impl MockIommu {
             blocked: MockDomain::new(DomainType::Blocked, PagingFlags::default()),
             identity: MockDomain::new(DomainType::Identity, PagingFlags::default()),
             devices: Mutex::new(BTreeMap::new()),
-            attached: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -195,20 +302,22 @@ impl MockIommu {
         self.devices.lock().get(&bdf).copied().unwrap_or_default()
     }
 
-    /// The driver domain programmed for (device, pasid), by address.
-    pub fn programmed(&self, bdf: Bdf, pasid: u32) -> Option<usize> {
-        self.attached.lock().get(&(bdf, pasid)).copied()
-    }
-
-    fn record(&self, domain: &Arc<dyn DomainOps>, bdf: Bdf, pasid: u32) {
-        let key = Arc::as_ptr(domain) as *const () as usize;
-        self.attached.lock().insert((bdf, pasid), key);
+    /// mock_domain_nop_attach: a dirty-tracking domain refuses a NO_DIRTY
+    /// device.
+    fn check_attach(&self, domain: &Arc<dyn DomainOps>, bdf: Bdf) -> Result<(), Errno> {
+        if mock_of(domain).flags.dirty_tracking && self.flags(bdf).no_dirty {
+            return Err(Errno::INVAL);
+        }
+        Ok(())
     }
 }
 
 /// The mock driver domain behind a core domain.
 pub fn mock_of(domain: &Arc<dyn DomainOps>) -> &MockDomain {
-    domain.as_any().downcast_ref::<MockDomain>().expect("a mock domain")
+    domain
+        .as_any()
+        .downcast_ref::<MockDomain>()
+        .expect("a mock domain")
 }
 
 impl IommuOps for MockIommu {
@@ -219,15 +328,17 @@ impl IommuOps for MockIommu {
     fn probe_device(&self, bdf: Bdf) -> Result<DeviceCaps, Errno> {
         let flags = self.flags(bdf);
         Ok(DeviceCaps {
-            max_pasids: if flags.pasid { 1 << 20 } else { 0 },
+            max_pasids: if flags.pasid {
+                1 << MOCK_PASID_WIDTH
+            } else {
+                0
+            },
             dirty_tracking: !flags.no_dirty,
             nesting: true,
         })
     }
 
-    fn release_device(&self, bdf: Bdf) {
-        self.attached.lock().retain(|(b, _), _| *b != bdf);
-    }
+    fn release_device(&self, _bdf: Bdf) {}
 
     fn blocked_domain(&self) -> Arc<dyn DomainOps> {
         self.blocked.clone()
@@ -237,7 +348,11 @@ impl IommuOps for MockIommu {
         self.identity.clone()
     }
 
-    fn domain_alloc_paging(&self, bdf: Bdf, flags: PagingFlags) -> Result<Arc<dyn DomainOps>, Errno> {
+    fn domain_alloc_paging(
+        &self,
+        bdf: Bdf,
+        flags: PagingFlags,
+    ) -> Result<Arc<dyn DomainOps>, Errno> {
         if flags.dirty_tracking && self.flags(bdf).no_dirty {
             return Err(Errno::OPNOTSUPP);
         }
@@ -248,29 +363,30 @@ impl IommuOps for MockIommu {
         &self,
         _bdf: Bdf,
         parent: &Arc<dyn DomainOps>,
-        _config: VtdS1Config,
+        config: VtdS1Config,
         pasid: bool,
     ) -> Result<Arc<dyn DomainOps>, Errno> {
-        let p = parent.as_any().downcast_ref::<MockDomain>().ok_or(Errno::INVAL)?;
+        let p = parent
+            .as_any()
+            .downcast_ref::<MockDomain>()
+            .ok_or(Errno::INVAL)?;
         if p.kind != DomainType::Paging || !p.flags.nest_parent {
             return Err(Errno::INVAL);
         }
-        Ok(Arc::new(MockDomain {
-            kind: DomainType::Nested,
-            flags: PagingFlags { pasid, ..Default::default() },
-            pages: Mutex::new(BTreeMap::new()),
-            dirty: Mutex::new((false, BTreeSet::new())),
-            parent: Some(parent.clone()),
-        }))
+        if config.addr_width != 48 && config.addr_width != 57 {
+            return Err(Errno::INVAL);
+        }
+        Ok(MockDomain::new(
+            DomainType::Nested,
+            PagingFlags {
+                pasid,
+                ..Default::default()
+            },
+        ))
     }
 
     fn attach_dev(&self, domain: &Arc<dyn DomainOps>, bdf: Bdf) -> Result<(), Errno> {
-        let m = mock_of(domain);
-        if m.flags.dirty_tracking && self.flags(bdf).no_dirty {
-            return Err(Errno::INVAL);
-        }
-        self.record(domain, bdf, 0);
-        Ok(())
+        self.check_attach(domain, bdf)
     }
 
     fn set_dev_pasid(
@@ -278,21 +394,24 @@ impl IommuOps for MockIommu {
         domain: &Arc<dyn DomainOps>,
         bdf: Bdf,
         pasid: u32,
-        _old: Option<&Arc<dyn DomainOps>>,
+        old: Option<&Arc<dyn DomainOps>>,
     ) -> Result<(), Errno> {
-        let m = mock_of(domain);
-        if m.flags.dirty_tracking && self.flags(bdf).no_dirty {
-            return Err(Errno::INVAL);
-        }
-        // IOMMU_TEST_PASID_RESERVED: replace fails with ENOMEM.
-        if pasid == 1024 && _old.is_some() {
+        self.check_attach(domain, bdf)?;
+        if pasid == IOMMU_TEST_PASID_RESERVED && old.is_some() {
             return Err(Errno::NOMEM);
         }
-        self.record(domain, bdf, pasid);
         Ok(())
     }
 
-    fn remove_dev_pasid(&self, bdf: Bdf, pasid: u32, _domain: &Arc<dyn DomainOps>) {
-        self.attached.lock().remove(&(bdf, pasid));
+    fn hw_info(&self, bdf: Bdf) -> Option<HwInfo> {
+        let flags = self.flags(bdf);
+        Some(HwInfo {
+            cap_reg: IOMMU_HW_INFO_SELFTEST_REGVAL,
+            ecap_reg: 0,
+            max_pasid_log2: if flags.pasid { MOCK_PASID_WIDTH } else { 0 },
+            dirty_tracking: !flags.no_dirty,
+        })
     }
+
+    fn remove_dev_pasid(&self, _bdf: Bdf, _pasid: u32, _domain: &Arc<dyn DomainOps>) {}
 }
