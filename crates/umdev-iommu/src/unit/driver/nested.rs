@@ -9,8 +9,9 @@ use rustix::io::Errno;
 use super::DRIVER_NAME;
 use super::attach::{Attachments, flush_all};
 use super::paging::VtdPagingDomain;
+use crate::iommu::ops::VtdS1Invalidate;
 use crate::iommu::{DomainOps, DomainType, VtdS1Config};
-use crate::memory::PhysAddr;
+use crate::memory::{PAGE_SIZE, PhysAddr};
 use crate::pgtable::{Prot, PtFormat};
 use crate::unit::{DomainId, FaultHandler, IommuUnit, IotlbInvalidation, PasidEntry};
 
@@ -159,4 +160,30 @@ impl DomainOps for VtdNestedDomain {
     fn set_fault_handler(&self, handler: Option<Arc<dyn FaultHandler>>) {
         self.attachments.set_fault_handler(handler);
     }
+
+    /// intel_nested_cache_invalidate_user: entries in order; unknown flag
+    /// bits → EOPNOTSUPP; an address not 4 KiB aligned, or `npages ==
+    /// u64::MAX` with a non-zero address → EINVAL. On failure reports how
+    /// many entries were handled.
+    fn cache_invalidate_user(&self, entries: &[VtdS1Invalidate]) -> Result<(), (usize, Errno)> {
+        for (done, e) in entries.iter().enumerate() {
+            if e.flags & !IOMMU_VTD_INV_FLAGS_LEAF != 0 {
+                return Err((done, Errno::OPNOTSUPP));
+            }
+            if e.addr % PAGE_SIZE != 0 || (e.npages == u64::MAX && e.addr != 0) {
+                return Err((done, Errno::INVAL));
+            }
+            let range = (e.npages != u64::MAX)
+                .then(|| (e.addr, e.npages.saturating_mul(PAGE_SIZE)))
+                .filter(|&(_, len)| len != 0);
+            if e.npages == 0 {
+                continue;
+            }
+            self.cache_invalidate(range);
+        }
+        Ok(())
+    }
 }
+
+/// IOMMU_VTD_INV_FLAGS_LEAF (include/uapi/linux/iommufd.h).
+pub const IOMMU_VTD_INV_FLAGS_LEAF: u32 = 1 << 0;

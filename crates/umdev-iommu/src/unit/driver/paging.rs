@@ -270,4 +270,30 @@ impl DomainOps for VtdPagingDomain {
     fn set_fault_handler(&self, handler: Option<Arc<dyn FaultHandler>>) {
         self.attachments.set_fault_handler(handler);
     }
+
+    /// iommufd `iopt_set_dirty_tracking`: enabling first clears the dirty
+    /// state left from before (`iopt_clear_dirty_data`), then the driver
+    /// switches SSADE.
+    fn set_dirty_tracking(&self, enable: bool) -> Result<(), Errno> {
+        if enable && self.flags.dirty_tracking && !self.dirty_tracking_enabled() {
+            let _update = self.update.lock();
+            let (first, last) = DomainOps::aperture(self);
+            self.table
+                .read_and_clear_dirty(first, last - first + 1, true, &mut |_, _| {});
+        }
+        VtdPagingDomain::set_dirty_tracking(self, enable)
+    }
+
+    fn read_and_clear_dirty(
+        &self,
+        iova: u64,
+        len: u64,
+        clear: bool,
+        record: &mut dyn FnMut(u64, u64),
+    ) -> Result<(), Errno> {
+        if !self.flags.dirty_tracking {
+            return Err(Errno::OPNOTSUPP);
+        }
+        VtdPagingDomain::read_and_clear_dirty(self, iova, len, clear, record)
+    }
 }
