@@ -146,7 +146,7 @@ impl Ictx {
         let id = self
             .table
             .lock()
-            .insert(Object::Access(Arc::clone(&access)));
+            .insert(Object::Access(Arc::clone(&access)))?;
         Ok((id, access))
     }
 

@@ -113,7 +113,11 @@ impl Ictx {
         });
         // The driver's reference: user space can never DESTROY a device.
         dev.hdr.get();
-        Ok(self.table.lock().insert(Object::Device(dev)))
+        let inserted = self.table.lock().insert(Object::Device(dev));
+        inserted.inspect_err(|_| {
+            // Undo the claim: the group goes back as it was.
+            let _ = self.iommu.device_release_dma_owner(bdf, &self.cookie);
+        })
     }
 
     /// `iommufd_device_unbind`: detaches every PASID and the RID, removes
@@ -222,7 +226,8 @@ impl Ictx {
         }
         drop(hwpts);
         let h = HwptPaging::alloc(&self.iommu, dev.bdf, ioas, Default::default(), true)?;
-        let id = self.table.lock().insert(Object::HwptPaging(Arc::clone(&h)));
+        let inserted = self.table.lock().insert(Object::HwptPaging(Arc::clone(&h)));
+        let id = inserted.inspect_err(|_| h.teardown())?;
         let hwpt = HwptRef::Paging(ObjRef::new(&h));
         let r = if replace {
             self.do_replace(dev, pasid, hwpt)

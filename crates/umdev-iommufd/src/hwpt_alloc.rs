@@ -110,7 +110,8 @@ impl Ictx {
             Self::teardown(obj);
             return Err(e);
         }
-        Ok(self.table.lock().insert(obj))
+        let inserted = self.table.lock().insert(obj.clone());
+        inserted.inspect_err(|_| Self::teardown(obj))
     }
 
     /// `iommufd_hwpt_paging_alloc` for HWPT_ALLOC (not automatic).

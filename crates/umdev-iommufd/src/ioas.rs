@@ -181,7 +181,7 @@ impl Ictx {
     /// IOMMU_IOAS_ALLOC.
     pub fn ioas_alloc(&self) -> Result<u32> {
         let ioas = Ioas::new(Arc::clone(&self.account));
-        Ok(self.table.lock().insert(Object::Ioas(ioas)))
+        self.table.lock().insert(Object::Ioas(ioas))
     }
 
     /// IOMMU_IOAS_MAP / IOMMU_IOAS_MAP_FILE: maps `length` bytes of

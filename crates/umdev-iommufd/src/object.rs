@@ -148,8 +148,15 @@ pub(crate) struct ObjTable {
 }
 
 impl ObjTable {
-    /// Inserts a finished object and gives it its id.
-    pub(crate) fn insert(&mut self, obj: Object) -> u32 {
+    /// Inserts a finished object and gives it its id. ENOMEM when the id
+    /// cannot be allocated (`xa_alloc`; only under fault injection here).
+    pub(crate) fn insert(&mut self, obj: Object) -> Result<u32> {
+        if umdev_iommu::failpoint::should_fail("iommufd: object id") {
+            return Err(IommufdError::Errno {
+                what: "object id allocation",
+                errno: rustix::io::Errno::NOMEM,
+            });
+        }
         let mut id = 1u32;
         for &used in self.objects.keys() {
             if used != id {
@@ -159,7 +166,7 @@ impl ObjTable {
         }
         obj.header().id.store(id, Ordering::Release);
         self.objects.insert(id, obj);
-        id
+        Ok(id)
     }
 
     /// Looks an object up: ENOENT when absent.

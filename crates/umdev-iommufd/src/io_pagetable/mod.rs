@@ -835,6 +835,9 @@ fn map_area(
 ) -> Result<(), Errno> {
     let length = area.length(iova);
     let phys = area.pages.phys(area.pages_offset);
+    if umdev_iommu::failpoint::should_fail("iommufd: domain fill") {
+        return Err(Errno::NOMEM);
+    }
     if !small_pages {
         return domain.map(iova, phys, length, area.prot);
     }

@@ -218,6 +218,9 @@ impl PinAccount {
         if npages == 0 {
             return Ok(());
         }
+        if umdev_iommu::failpoint::should_fail("iommufd: pin accounting") {
+            return Err(Errno::NOMEM);
+        }
         let mut st = self.state.lock();
         match st.pinned.checked_add(npages) {
             Some(total) if total <= st.limit => st.pinned = total,
