@@ -209,10 +209,8 @@ impl AccessOps for Pinner {
         let mut pins = self.pins.lock();
         pins.retain(|&(i, l)| {
             let inside = i + l > iova && i <= iova.saturating_add(length - 1);
-            if inside {
-                if let Some(a) = &access {
-                    a.unpin_pages(i, l);
-                }
+            if inside && let Some(a) = &access {
+                a.unpin_pages(i, l);
             }
             !inside
         });
