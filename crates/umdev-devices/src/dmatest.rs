@@ -1,0 +1,1 @@
+//! Placeholder for the dmatest model (being written).

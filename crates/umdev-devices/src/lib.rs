@@ -1,0 +1,13 @@
+//! umdev device models: what the simulated hardware does.
+//!
+//! - [`irq`]: the interrupt interface every model raises through;
+//! - [`dmatest`]: the DMA test device behind platform endpoints;
+//! - [`mtty`]: a 16550-compatible virtual serial card (the kernel's mtty
+//!   sample);
+//! - [`sdma`]: a Scalable-IOV DMA engine with work queues, PASID-tagged
+//!   DMA and interrupt message store.
+
+pub mod dmatest;
+pub mod irq;
+pub mod mtty;
+pub mod sdma;

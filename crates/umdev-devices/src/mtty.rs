@@ -1,0 +1,1 @@
+//! Placeholder for the mtty model (being written).

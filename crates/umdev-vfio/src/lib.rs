@@ -1,0 +1,4 @@
+//! umdev VFIO layer (drivers/vfio): the device core, vfio-pci config-space
+//! virtualisation and the mdev core.
+
+pub mod pci_config;

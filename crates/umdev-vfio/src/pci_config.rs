@@ -1,0 +1,1 @@
+//! vfio-pci config-space virtualisation (drivers/vfio/pci/vfio_pci_config.c).
