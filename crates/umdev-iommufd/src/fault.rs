@@ -430,7 +430,9 @@ impl Ictx {
         });
         // The fd's reference (`iommufd_eventq_init`).
         fault.header().get();
-        self.table.lock().insert(Object::Fault(Arc::clone(&fault)))?;
+        self.table
+            .lock()
+            .insert(Object::Fault(Arc::clone(&fault)))?;
         Ok(FaultFd { fault })
     }
 

@@ -37,5 +37,5 @@ pub use dirty::{DirtyRange, DirtyTrackingFlags, GetDirtyBitmapFlags};
 pub use error::{IommufdError, Result};
 pub use fault::{FaultFd, HwptPgfault, IopfResponse, PageResponse, PageResponseCode};
 pub use hw_info::{HwCapabilities, HwInfoFlags, HwInfoVtd, IommuHwInfo};
-pub use invalidate::{HwptInvalidateData, HwptInvalidateResult};
 pub use ictx::{HwptAllocFlags, HwptData, Ictx, MapFlags, VfioIoasOp};
+pub use invalidate::{HwptInvalidateData, HwptInvalidateResult};
