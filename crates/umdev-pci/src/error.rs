@@ -113,6 +113,18 @@ pub enum PciError {
         /// Length.
         len: usize,
     },
+    /// A BAR access to a BAR the function does not have, or not inside it.
+    #[error("{len}-byte access at {offset:#x} is outside BAR {bar} of {bdf}")]
+    BarRange {
+        /// Device.
+        bdf: Bdf,
+        /// BAR index.
+        bar: u8,
+        /// Offset into the BAR.
+        offset: u64,
+        /// Length.
+        len: usize,
+    },
     /// The function has no SR-IOV capability (it has no `sriov_*` files).
     #[error("{0} is not an SR-IOV physical function")]
     NotSriov(Bdf),
@@ -181,6 +193,9 @@ impl PciError {
             Self::NoSuchId { .. } => Errno::NODEV,
             // Config reads past the end of the sysfs `config` file.
             Self::ConfigRange { .. } => Errno::INVAL,
+            // drivers/vfio/pci/vfio_pci_rdwr.c vfio_pci_bar_rw: no such
+            // BAR, or an offset past its end.
+            Self::BarRange { .. } => Errno::INVAL,
             // drivers/pci/iov.c sriov_numvfs_store.
             Self::NotSriov(_) | Self::NoSriovDriver(_) => Errno::NOENT,
             Self::TooManyVfs { .. } => Errno::RANGE,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use crate::Bdf;
 use crate::caps::{CapInfo, CapWriter, find_ext_capability};
@@ -11,6 +11,7 @@ use crate::config::ConfigSpace;
 use crate::driver::{DeviceIds, DriverEntry};
 use crate::error::PciError;
 use crate::header::{HeaderParams, build_bar, build_header};
+use crate::mmio::BarHandler;
 use crate::regs::*;
 use crate::spec::{
     AtsSpec, BarSpec, FunctionKind, MsiSpec, MsixSpec, PasidSpec, PriSpec, SriovSpec,
@@ -129,6 +130,8 @@ pub(crate) struct Function {
     pub device_lock: Mutex<()>,
     /// Binding state; a leaf lock, never held across callbacks.
     pub state: Mutex<FnState>,
+    /// The model behind the BARs; a leaf lock, cloned out before calls.
+    pub bar_handler: RwLock<Option<Arc<dyn BarHandler>>>,
 }
 
 impl Function {
@@ -201,6 +204,7 @@ impl Function {
             config: Mutex::new(cfg),
             device_lock: Mutex::new(()),
             state: Mutex::new(FnState::default()),
+            bar_handler: RwLock::new(None),
         }
     }
 

@@ -15,6 +15,9 @@
 //!   ACS on the upstream path, multifunction devices without ACS,
 //!   PCIe-to-PCI bridges), with group numbers allocated lowest-free in
 //!   probe order, VFs included as they come and go.
+//! - MMIO: [`BarHandler`] models behind memory BARs, reached through
+//!   [`Platform::bar_read`] / [`Platform::bar_write`] while the function
+//!   decodes memory (reads all ones otherwise).
 //! - [`driver`] and binding: [`PciDriver`] with `driver_managed_dma`,
 //!   bind / unbind / `driver_override` / `new_id` / `remove_id` /
 //!   `drivers_probe` and `sriov_numvfs` with Linux's errnos ([`PciError`]).
@@ -38,6 +41,7 @@ pub mod header;
 pub mod hooks;
 mod info;
 mod load;
+mod mmio;
 mod platform;
 pub mod regs;
 pub mod spec;
@@ -53,5 +57,6 @@ pub use group::REQ_ACS_FLAGS;
 pub use hooks::IommuHooks;
 pub use info::{BarInfo, DriverInfo, FunctionInfo, IommuUnitSpec, PasidInfo, SriovInfo};
 pub use load::PlatformError;
+pub use mmio::BarHandler;
 pub use platform::{DEFAULT_PLATFORM_TOML, Platform};
 pub use spec::FunctionKind;
