@@ -1,4 +1,5 @@
 //! umdev VFIO layer (drivers/vfio): the device core, vfio-pci config-space
 //! virtualisation and the mdev core.
 
+pub mod device;
 pub mod pci_config;
