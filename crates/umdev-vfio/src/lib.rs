@@ -2,4 +2,7 @@
 //! virtualisation and the mdev core.
 
 pub mod device;
+pub mod irqs;
 pub mod pci_config;
+pub mod registration;
+pub mod vfio_pci;

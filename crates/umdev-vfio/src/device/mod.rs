@@ -67,4 +67,17 @@ pub trait VfioDeviceOps: Send + Sync {
     /// The consumer closed it: every interrupt trigger is dropped and the
     /// device is quiesced.
     fn close_device(&self) {}
+
+    /// Whether the device pins pages through its iommufd access (Linux:
+    /// the driver has a `dma_unmap` op, so `needs_pin_pages`).
+    fn pins_pages(&self) -> bool {
+        false
+    }
+
+    /// User space is unmapping `[iova, iova + length)` from the IOAS the
+    /// device's access is attached to: drop every pin in the range before
+    /// returning (`vfio_device_ops.dma_unmap`). Emulated devices only.
+    fn dma_unmap(&self, iova: u64, length: u64) {
+        let _ = (iova, length);
+    }
 }

@@ -1,0 +1,223 @@
+//! The registration kinds of a VFIO device and their iommufd binding: an
+//! emulated device (singleton group, DMA through an iommufd access whose
+//! unmaps reach the device), an mdev backed by its parent's IOMMU at RID
+//! granularity, and the PASID kind still refused.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rustix::io::Errno;
+use umdev_iommu::memory::MemoryObject;
+use umdev_iommu::system::System;
+use umdev_iommufd::access::Access;
+use umdev_iommufd::{Ictx, MapFlags};
+use umdev_pci::Bdf;
+use umdev_vfio::device::{
+    DeviceFlags, DeviceInfo, IrqInfo, OpenContext, RegionInfo, SetIrqs, VfioDeviceOps, VfioError,
+};
+use umdev_vfio::registration::{Isolation, VfioDevice};
+
+const IOVA: u64 = 0x10_0000;
+const WINDOW: u64 = 64 << 10;
+const PAGE: u64 = 4096;
+const FIXED: MapFlags = MapFlags::READABLE
+    .union(MapFlags::WRITEABLE)
+    .union(MapFlags::FIXED_IOVA);
+
+/// A device with no regions or IRQs that records its lifecycle and pins
+/// pages through its access like an emulated device does.
+#[derive(Default)]
+struct Mock {
+    refuse_open: Option<Errno>,
+    access: Mutex<Option<Arc<Access>>>,
+    opens: Mutex<u32>,
+    closes: Mutex<u32>,
+    unmaps: Mutex<Vec<(u64, u64)>>,
+}
+
+impl VfioDeviceOps for Mock {
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo {
+            flags: DeviceFlags::empty(),
+            num_regions: 0,
+            num_irqs: 0,
+        }
+    }
+
+    fn region_info(&self, index: u32) -> Result<RegionInfo, VfioError> {
+        Err(VfioError::NoRegion { index })
+    }
+
+    fn region_read(&self, index: u32, _: u64, _: &mut [u8]) -> Result<usize, VfioError> {
+        Err(VfioError::NoRegion { index })
+    }
+
+    fn region_write(&self, index: u32, _: u64, _: &[u8]) -> Result<usize, VfioError> {
+        Err(VfioError::NoRegion { index })
+    }
+
+    fn irq_info(&self, index: u32) -> Result<IrqInfo, VfioError> {
+        Err(VfioError::NoIrq { index })
+    }
+
+    fn set_irqs(&self, req: SetIrqs) -> Result<(), VfioError> {
+        Err(VfioError::NoIrq { index: req.index })
+    }
+
+    fn reset(&self) -> Result<(), VfioError> {
+        Err(VfioError::NoReset)
+    }
+
+    fn open_device(&self, ctx: &OpenContext) -> Result<(), VfioError> {
+        if let Some(errno) = self.refuse_open {
+            return Err(VfioError::Errno {
+                what: "refused",
+                errno,
+            });
+        }
+        *self.opens.lock() += 1;
+        *self.access.lock() = ctx.access.clone();
+        Ok(())
+    }
+
+    fn close_device(&self) {
+        *self.closes.lock() += 1;
+        *self.access.lock() = None;
+    }
+
+    fn pins_pages(&self) -> bool {
+        true
+    }
+
+    fn dma_unmap(&self, iova: u64, length: u64) {
+        self.unmaps.lock().push((iova, length));
+        if let Some(a) = self.access.lock().as_ref() {
+            a.unpin_pages(IOVA, PAGE);
+        }
+    }
+}
+
+struct Rig {
+    sys: System,
+    ictx: Arc<Ictx>,
+    ioas: u32,
+    mem: Arc<MemoryObject>,
+}
+
+fn rig() -> Rig {
+    let sys = System::default_platform().unwrap();
+    let ictx = Ictx::new(sys.iommu.clone());
+    let ioas = ictx.ioas_alloc().unwrap();
+    let mem = sys.vtd.memory().alloc_anonymous(WINDOW).unwrap();
+    ictx.ioas_map(ioas, FIXED, &mem, 0, WINDOW, IOVA).unwrap();
+    Rig {
+        sys,
+        ictx,
+        ioas,
+        mem,
+    }
+}
+
+#[test]
+fn emulated_device_reaches_memory_through_its_access() {
+    let r = rig();
+    let mock = Arc::new(Mock::default());
+    let dev = VfioDevice::new_emulated(mock.clone());
+    let other = VfioDevice::new_emulated(Arc::new(Mock::default()));
+    assert_eq!(dev.isolation(), Isolation::Emulated);
+    assert_ne!(dev.group(), other.group(), "each its own group");
+    assert!(
+        r.sys
+            .platform
+            .iommu_groups()
+            .keys()
+            .all(|&g| g != dev.group())
+    );
+    let devid = dev.bind_iommufd(&r.ictx).unwrap();
+    let access = mock.access.lock().clone().expect("opened with the access");
+    assert_eq!(access.id(), devid);
+    assert_eq!(*mock.opens.lock(), 1);
+    // Attach only to an IOAS: the id answers.
+    assert_eq!(dev.attach_ioas(r.ioas).unwrap(), r.ioas);
+    assert_eq!(access.ioas_id(), Some(r.ioas));
+    let mut msg = *b"through the access";
+    access.rw(IOVA + 0x100, &mut msg, true).unwrap();
+    let mut back = [0; 18];
+    r.mem.read(0x100, &mut back).unwrap();
+    assert_eq!(&back, b"through the access");
+    // A pinned page being unmapped: the device's dma_unmap unpins.
+    access.pin_pages(IOVA, PAGE, true).unwrap();
+    assert_eq!(r.ictx.ioas_unmap(r.ioas, IOVA, WINDOW).unwrap(), WINDOW);
+    assert_eq!(*mock.unmaps.lock(), vec![(IOVA, WINDOW)]);
+    // Unbinding closes the device and destroys the access.
+    dev.unbind().unwrap();
+    assert_eq!(*mock.closes.lock(), 1);
+    assert!(r.ictx.objects().iter().all(|&(id, _)| id != devid));
+}
+
+#[test]
+fn emulated_bind_attach_errnos() {
+    let r = rig();
+    let dev = VfioDevice::new_emulated(Arc::new(Mock::default()));
+    assert_eq!(dev.attach_ioas(r.ioas).unwrap_err().errno(), Errno::INVAL);
+    assert_eq!(dev.detach_ioas().unwrap_err().errno(), Errno::INVAL);
+    dev.bind_iommufd(&r.ictx).unwrap();
+    assert_eq!(dev.attach_ioas(999).unwrap_err().errno(), Errno::NOENT);
+    dev.attach_ioas(r.ioas).unwrap();
+    // Attached: a second attach replaces.
+    let ioas2 = r.ictx.ioas_alloc().unwrap();
+    assert_eq!(dev.attach_ioas(ioas2).unwrap(), ioas2);
+    dev.detach_ioas().unwrap();
+    dev.detach_ioas().unwrap();
+    // A device refusing to open leaves no access behind.
+    let refusing = Arc::new(Mock {
+        refuse_open: Some(Errno::NOSPC),
+        ..Mock::default()
+    });
+    let before = r.ictx.objects().len();
+    let dev2 = VfioDevice::new_emulated(refusing);
+    let err = dev2.bind_iommufd(&r.ictx).unwrap_err();
+    assert_eq!(err.errno(), Errno::NOSPC);
+    assert_eq!(r.ictx.objects().len(), before);
+    assert_eq!(dev2.devid(), None);
+}
+
+#[test]
+fn iommu_backed_rid_binds_the_parent_function() {
+    let r = rig();
+    let nvme: Bdf = "0000:05:00.0".parse().unwrap();
+    r.sys.platform.unbind("nvme", nvme).unwrap();
+    let kind = Isolation::IommuBacked {
+        iommu_device: nvme,
+        pasid: None,
+    };
+    let mock = Arc::new(Mock::default());
+    let dev = VfioDevice::new(mock.clone(), kind, 0x2_0000);
+    dev.bind_iommufd(&r.ictx).unwrap();
+    assert!(mock.access.lock().is_none(), "IOMMU-translated: no access");
+    let group = r.sys.iommu.device_group(nvme).unwrap();
+    let hwpt = dev.attach_ioas(r.ioas).unwrap();
+    assert_ne!(hwpt, r.ioas);
+    assert!(!Arc::ptr_eq(&group.domain(), &group.default_domain()));
+    // The parent's group is owned: a DMA-API driver cannot bind.
+    let err = r.sys.platform.bind("nvme", nvme).unwrap_err();
+    assert_eq!(err.errno(), Errno::BUSY);
+    dev.detach_ioas().unwrap();
+    assert!(Arc::ptr_eq(&group.domain(), &group.blocking_domain()));
+    dev.unbind().unwrap();
+    assert!(Arc::ptr_eq(&group.domain(), &group.default_domain()));
+    r.sys.platform.bind("nvme", nvme).unwrap();
+}
+
+#[test]
+fn iommu_backed_pasid_is_refused_for_now() {
+    let r = rig();
+    let kind = Isolation::IommuBacked {
+        iommu_device: "0000:01:00.0".parse().unwrap(),
+        pasid: Some(5),
+    };
+    let dev = VfioDevice::new(Arc::new(Mock::default()), kind, 0x2_0001);
+    let err = dev.bind_iommufd(&r.ictx).unwrap_err();
+    assert_eq!(err.errno(), Errno::OPNOTSUPP);
+    assert_eq!(dev.devid(), None);
+}
