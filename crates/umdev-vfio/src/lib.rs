@@ -3,6 +3,7 @@
 
 pub mod device;
 pub mod irqs;
+pub mod mdev;
 pub mod pci_config;
 pub mod registration;
 pub mod vfio_pci;
