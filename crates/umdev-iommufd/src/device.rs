@@ -173,11 +173,7 @@ impl Ictx {
     pub fn device_attach(&self, dev_id: u32, pasid: u32, pt_id: u32) -> Result<u32> {
         let dev = self.get_device(dev_id)?;
         match self.resolve_target(pt_id)? {
-            Target::Hwpt(hwpt) => {
-                let id = hwpt.id();
-                self.do_attach(&dev, pasid, hwpt)?;
-                Ok(id)
-            }
+            Target::Hwpt(hwpt) => self.change_explicit(&dev, pasid, hwpt, false),
             Target::Ioas(ioas) => self.auto_attach(&dev, pasid, &ioas, false),
         }
     }
@@ -187,17 +183,73 @@ impl Ictx {
     pub fn device_replace(&self, dev_id: u32, pasid: u32, pt_id: u32) -> Result<u32> {
         let dev = self.get_device(dev_id)?;
         match self.resolve_target(pt_id)? {
-            Target::Hwpt(hwpt) => {
-                let id = hwpt.id();
-                self.do_replace(&dev, pasid, hwpt)?;
-                Ok(id)
-            }
+            Target::Hwpt(hwpt) => self.change_explicit(&dev, pasid, hwpt, true),
             Target::Ioas(ioas) => self.auto_attach(&dev, pasid, &ioas, true),
         }
     }
 
-    /// `iommufd_device_auto_get_domain`: try every auto HWPT of the IOAS
-    /// (EINVAL means "incompatible, try the next"), else allocate one.
+    /// Attach (or replace) onto a HWPT named by id. An automatic HWPT the
+    /// call leaves unused is freed, as its last detach would.
+    fn change_explicit(
+        &self,
+        dev: &Arc<Device>,
+        pasid: u32,
+        hwpt: HwptRef,
+        replace: bool,
+    ) -> Result<u32> {
+        let id = hwpt.id();
+        let auto = match &hwpt {
+            HwptRef::Paging(h) if h.auto_domain() => Some(Arc::clone(h.arc())),
+            _ => None,
+        };
+        match self.do_change(dev, pasid, hwpt, replace) {
+            Ok(old) => {
+                if let Some(old) = old {
+                    self.put_hwpt(old);
+                }
+                Ok(id)
+            }
+            Err(e) => {
+                if let Some(h) = auto {
+                    self.try_destroy_auto(&h);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Attach, or replace returning the HWPT replaced (for the caller to
+    /// put once it holds no lock).
+    fn do_change(
+        &self,
+        dev: &Arc<Device>,
+        pasid: u32,
+        hwpt: HwptRef,
+        replace: bool,
+    ) -> Result<Option<HwptRef>> {
+        if replace {
+            self.do_replace(dev, pasid, hwpt)
+        } else {
+            self.do_attach(dev, pasid, hwpt).map(|()| None)
+        }
+    }
+
+    /// `iommufd_lock_obj`: a reference on `hwpt` only if it is still the
+    /// object in the table under its id (not destroyed meanwhile). Taken
+    /// under the table lock, so a concurrent destroy (which needs the
+    /// table's reference to be the only one) cannot race it.
+    fn lock_hwpt(&self, hwpt: &Arc<HwptPaging>) -> Option<ObjRef<HwptPaging>> {
+        let table = self.table.lock();
+        match table.get(hwpt.id()) {
+            Ok(Object::HwptPaging(h)) if Arc::ptr_eq(&h, hwpt) => Some(ObjRef::new(hwpt)),
+            _ => None,
+        }
+    }
+
+    /// `iommufd_device_auto_get_domain`: with the IOAS's HWPT list locked
+    /// (the kernel's `ioas->mutex`), try every live auto HWPT of the IOAS
+    /// (EINVAL means "incompatible, try the next"), else allocate one,
+    /// publish it with the attach reference already held, and attach.
     fn auto_attach(
         &self,
         dev: &Arc<Device>,
@@ -205,38 +257,72 @@ impl Ictx {
         ioas: &Arc<Ioas>,
         replace: bool,
     ) -> Result<u32> {
-        let hwpts = ioas.hwpts.lock();
+        let mut hwpts = ioas.hwpts.lock();
+        hwpts.retain(|w| w.strong_count() > 0);
         let candidates: Vec<Arc<HwptPaging>> = hwpts
             .iter()
             .filter_map(std::sync::Weak::upgrade)
             .filter(|h| h.auto_domain())
             .collect();
+        // HWPTs this call held and let go, to free once no lock is held.
+        let mut released = Vec::new();
+        let mut outcome = None;
         for h in candidates {
-            let hwpt = HwptRef::Paging(ObjRef::new(&h));
-            let r = if replace {
-                self.do_replace(dev, pasid, hwpt)
-            } else {
-                self.do_attach(dev, pasid, hwpt)
+            let Some(r) = self.lock_hwpt(&h) else {
+                continue;
             };
-            match r {
-                Ok(()) => return Ok(h.id()),
-                Err(e) if e.errno() == rustix::io::Errno::INVAL => continue,
-                Err(e) => return Err(e),
+            match self.do_change(dev, pasid, HwptRef::Paging(r), replace) {
+                Ok(old) => {
+                    outcome = Some(Ok((h.id(), old)));
+                    break;
+                }
+                Err(e) => {
+                    released.push(h);
+                    if e.errno() != rustix::io::Errno::INVAL {
+                        outcome = Some(Err(e));
+                        break;
+                    }
+                }
             }
         }
+        let mut orphan = None;
+        let outcome = outcome.unwrap_or_else(|| {
+            let h = HwptPaging::alloc_unlisted(
+                &self.iommu,
+                dev.bdf,
+                ioas,
+                Default::default(),
+                true,
+                None,
+            )?;
+            let r = ObjRef::new(&h);
+            let inserted = self.table.lock().insert(Object::HwptPaging(Arc::clone(&h)));
+            let id = match inserted {
+                Ok(id) => id,
+                Err(e) => {
+                    orphan = Some(h);
+                    return Err(e);
+                }
+            };
+            hwpts.push(Arc::downgrade(&h));
+            match self.do_change(dev, pasid, HwptRef::Paging(r), replace) {
+                Ok(old) => Ok((id, old)),
+                Err(e) => {
+                    released.push(h);
+                    Err(e)
+                }
+            }
+        });
         drop(hwpts);
-        let h = HwptPaging::alloc(&self.iommu, dev.bdf, ioas, Default::default(), true)?;
-        let inserted = self.table.lock().insert(Object::HwptPaging(Arc::clone(&h)));
-        let id = inserted.inspect_err(|_| h.teardown())?;
-        let hwpt = HwptRef::Paging(ObjRef::new(&h));
-        let r = if replace {
-            self.do_replace(dev, pasid, hwpt)
-        } else {
-            self.do_attach(dev, pasid, hwpt)
-        };
-        if let Err(e) = r {
+        if let Some(h) = orphan {
+            h.remove_domain();
+        }
+        for h in released {
             self.try_destroy_auto(&h);
-            return Err(e);
+        }
+        let (id, old) = outcome?;
+        if let Some(old) = old {
+            self.put_hwpt(old);
         }
         Ok(id)
     }
@@ -353,7 +439,7 @@ impl Ictx {
     /// reserved regions in the new IOAS (if it changed), then PASID
     /// compatibility and the core replace; on failure nothing changed.
     /// Faults outstanding on the old HWPT are answered INVALID.
-    fn do_replace(&self, dev: &Arc<Device>, pasid: u32, hwpt: HwptRef) -> Result<()> {
+    fn do_replace(&self, dev: &Arc<Device>, pasid: u32, hwpt: HwptRef) -> Result<Option<HwptRef>> {
         let mut attaches = dev.igroup.attaches.lock();
         let Some(cur) = attaches.get(&pasid) else {
             return Err(IommufdError::Invalid {
@@ -366,7 +452,7 @@ impl Ictx {
             });
         }
         if cur.hwpt.same(&hwpt) {
-            return Ok(());
+            return Ok(None);
         }
         let old_ioas = Arc::clone(cur.hwpt.paging().ioas());
         let new_ioas = Arc::clone(hwpt.paging().ioas());
@@ -423,8 +509,7 @@ impl Ictx {
         if let Some(iopf) = old.iopf() {
             iopf.detach_attachment(group_id, pasid);
         }
-        self.put_hwpt(old);
-        Ok(())
+        Ok(Some(old))
     }
 
     /// `iommufd_device_detach`: a no-op when nothing is attached. The last
@@ -476,9 +561,20 @@ impl Ictx {
         }
     }
 
+    /// Frees an automatic HWPT nobody uses any more: only if the table
+    /// still holds this very object (its id may have been reused) and
+    /// holds the only reference.
     fn try_destroy_auto(&self, hwpt: &Arc<HwptPaging>) {
-        let removed = self.table.lock().remove_unused(hwpt.id());
-        if removed.is_ok() {
+        let removed = {
+            let mut table = self.table.lock();
+            match table.get(hwpt.id()) {
+                Ok(Object::HwptPaging(h)) if Arc::ptr_eq(&h, hwpt) => {
+                    table.remove_unused(hwpt.id()).is_ok()
+                }
+                _ => false,
+            }
+        };
+        if removed {
             hwpt.teardown();
         }
     }

@@ -85,6 +85,21 @@ impl HwptPaging {
         auto_domain: bool,
         fault: Option<&Arc<Fault>>,
     ) -> Result<Arc<Self>> {
+        let hwpt = Self::alloc_unlisted(iommu, bdf, ioas, flags, auto_domain, fault)?;
+        ioas.add_hwpt(&hwpt);
+        Ok(hwpt)
+    }
+
+    /// The HWPT filled from `ioas` but not yet on the IOAS's HWPT list: the
+    /// automatic-domain path adds it under the list lock it already holds.
+    pub(crate) fn alloc_unlisted(
+        iommu: &Iommu,
+        bdf: Bdf,
+        ioas: &Arc<Ioas>,
+        flags: PagingFlags,
+        auto_domain: bool,
+        fault: Option<&Arc<Fault>>,
+    ) -> Result<Arc<Self>> {
         let domain = iommu.domain_alloc_paging(bdf, flags)?;
         let key = next_key();
         ioas.iopt
@@ -103,7 +118,6 @@ impl HwptPaging {
             key,
             iopf,
         });
-        ioas.add_hwpt(&hwpt);
         Ok(hwpt)
     }
 
@@ -145,12 +159,18 @@ impl HwptPaging {
     /// `iommufd_hwpt_paging_destroy`: the domain leaves the IOAS and its
     /// fault queue.
     pub(crate) fn teardown(&self) {
-        remove_iopf(&self.domain, self.iopf.as_ref());
-        self.ioas.iopt.lock().remove_domain(self.key);
+        self.remove_domain();
         self.ioas
             .hwpts
             .lock()
             .retain(|w| w.upgrade().is_some_and(|h| !std::ptr::eq(h.as_ref(), self)));
+    }
+
+    /// The domain leaves the IOAS (teardown of a HWPT that never made it
+    /// onto the IOAS's list).
+    pub(crate) fn remove_domain(&self) {
+        remove_iopf(&self.domain, self.iopf.as_ref());
+        self.ioas.iopt.lock().remove_domain(self.key);
     }
 }
 
