@@ -14,6 +14,9 @@
 //! - [`MttyDevice`] is one device: `config_read`/`config_write`,
 //!   `bar_read`/`bar_write` and `reset` for the VFIO layer, interrupts
 //!   through [`crate::irq::Interrupts`] on vector [`MTTY_IRQ_VECTOR`].
+//! - [`MttyVfio`] makes a device a VFIO device (regions, SET_IRQS with
+//!   INTx automask, reset); [`MttyMdevDriver`] and [`register_mtty`] make
+//!   the parent an mdev parent with types `mtty-1` and `mtty-2`.
 //! - [`regs`] names the 16550 registers and bits as `serial_reg.h` does.
 //!
 //! UART behaviour is the 16550A datasheet's wherever the sample is loose:
@@ -29,9 +32,11 @@ mod config;
 mod device;
 mod error;
 mod fifo;
+mod mdev;
 mod pool;
 pub mod regs;
 mod uart;
+mod vfio;
 
 pub use config::{
     MTTY_CLASS, MTTY_CONFIG_SPACE_SIZE, MTTY_DEVICE_ID, MTTY_IO_BAR_SIZE, MTTY_REVISION,
@@ -39,4 +44,6 @@ pub use config::{
 };
 pub use device::{MTTY_IRQ_VECTOR, MttyDevice};
 pub use error::MttyError;
+pub use mdev::{MttyMdevDriver, register_mtty};
 pub use pool::{MAX_MTTYS, MTTY_DEVICE_API, MTTY_NAME, MttyParent, MttyType};
+pub use vfio::MttyVfio;
