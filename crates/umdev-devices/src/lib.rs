@@ -9,5 +9,6 @@
 
 pub mod dmatest;
 pub mod irq;
+pub mod mdev_pci;
 pub mod mtty;
 pub mod sdma;

@@ -80,17 +80,26 @@ impl VfioPci {
 
     /// `vfio_pci_probe` + `vfio_pci_core_register_device`.
     fn create(&self, dev: &PciDev<'_>) -> Result<Bound, Errno> {
-        let info = dev.info();
         // vfio_pci_core_register_device: no IOMMU group, no VFIO device
         // (vfio_group_find_or_alloc without noiommu).
-        let group = info.iommu_group.ok_or(Errno::INVAL)?;
+        let group = dev.info().iommu_group.ok_or(Errno::INVAL)?;
         let platform = self.platform.upgrade().ok_or(Errno::NODEV)?;
-        let function = WeakFunction::new(&platform, dev.bdf()).map_err(|e| e.errno())?;
-        let irq_res = IrqResources::probe(&function, &info).map_err(|e| e.errno())?;
-        let pci = VfioPciDevice::new(dev.bdf(), function, irq_res).map_err(|e| e.errno())?;
-        let pci = Arc::new(pci);
+        let pci = Arc::new(VfioPciDevice::for_function(&platform, dev.bdf())?);
         let vfio = VfioDevice::new(pci.clone(), Isolation::Physical { bdf: dev.bdf() }, group);
         Ok(Bound { vfio, pci })
+    }
+}
+
+impl VfioPciDevice {
+    /// The vfio-pci core device of the platform function `bdf`
+    /// (`vfio_pci_core_init_dev`), for vfio-pci and for drivers that wrap
+    /// a function (vfio-mdev-pci): its regions and IRQs pass through to the
+    /// function. ENODEV if there is no such function.
+    pub fn for_function(platform: &Arc<Platform>, bdf: Bdf) -> Result<Self, Errno> {
+        let info = platform.function(bdf).ok_or(Errno::NODEV)?;
+        let function = WeakFunction::new(platform, bdf).map_err(|e| e.errno())?;
+        let irq_res = IrqResources::probe(&function, &info).map_err(|e| e.errno())?;
+        VfioPciDevice::new(bdf, function, irq_res).map_err(|e| e.errno())
     }
 }
 
