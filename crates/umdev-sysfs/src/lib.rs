@@ -1,0 +1,2 @@
+//! umdev's sysfs face: the kernel's sysfs layout over the object model,
+//! served over FUSE.

@@ -1,0 +1,2 @@
+//! umdev's vfio-user server: serves VFIO devices of the model to virtual
+//! machine monitors over UNIX sockets.
