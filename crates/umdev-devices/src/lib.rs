@@ -1,6 +1,7 @@
 //! umdev device models: what the simulated hardware does.
 //!
 //! - [`irq`]: the interrupt interface every model raises through;
+//! - [`host`]: the whole model brought up, as the faces use it;
 //! - [`dmatest`]: the DMA test device behind platform endpoints;
 //! - [`mtty`]: a 16550-compatible virtual serial card (the kernel's mtty
 //!   sample);
@@ -8,6 +9,7 @@
 //!   DMA and interrupt message store.
 
 pub mod dmatest;
+pub mod host;
 pub mod irq;
 pub mod mdev_pci;
 pub mod mtty;
