@@ -1,7 +1,8 @@
 //! Memory objects placed in a simulated host-physical address space.
 //!
 //! Everything a DMA can reach is a [`MemoryObject`]: anonymous memory,
-//! a memfd, or a file a client passed in. [`HostMemory`] gives each object a
+//! a memfd, a file a client passed in, or remote memory reached only
+//! through a [`RemoteBackend`] (see [`remote`]). [`HostMemory`] gives each object a
 //! range of host-physical addresses (HPAs), which is what page-table entries
 //! hold. Addresses are handed out by a bump allocator and never reused, so a
 //! stale translation to a released object faults instead of reaching
@@ -9,6 +10,8 @@
 //!
 //! Memory may be shared with a client process, so it is only ever touched
 //! through vm-memory's volatile accessors, never as `&[u8]`.
+
+pub mod remote;
 
 use std::fs::File;
 use std::sync::Arc;
@@ -19,6 +22,9 @@ use parking_lot::Mutex;
 use rustix::fs::{MemfdFlags, memfd_create};
 use rustix::io::Errno;
 use vm_memory::{FileOffset, MmapRegion, VolatileMemory, VolatileSlice};
+
+use remote::Remote;
+pub use remote::{RemoteBackend, RemoteError};
 
 /// A host-physical address in the simulated address space.
 pub type PhysAddr = u64;
@@ -63,6 +69,25 @@ pub enum MemoryError {
     /// An atomic access that is not naturally aligned.
     #[error("host-physical address {0:#x} is not 8-byte aligned")]
     Misaligned(PhysAddr),
+    /// A direct view (volatile slice, atomic) of remote memory, which is
+    /// reached only through its backend.
+    #[error("host-physical range {addr:#x}+{len:#x} is remote memory and has no direct view")]
+    NotMapped {
+        /// First address of the access.
+        addr: PhysAddr,
+        /// Length of the access.
+        len: u64,
+    },
+    /// The backend of a remote object failed the access.
+    #[error("remote memory access {addr:#x}+{len:#x} failed: {source}")]
+    Remote {
+        /// First address of the access.
+        addr: PhysAddr,
+        /// Length of the access.
+        len: u64,
+        /// The backend's error.
+        source: RemoteError,
+    },
 }
 
 impl MemoryError {
@@ -71,7 +96,8 @@ impl MemoryError {
         match self {
             MemoryError::BadSize(_) | MemoryError::Misaligned(_) => Errno::INVAL,
             MemoryError::Create { .. } | MemoryError::Injected { .. } => Errno::NOMEM,
-            MemoryError::Unbacked { .. } => Errno::FAULT,
+            MemoryError::Unbacked { .. } | MemoryError::NotMapped { .. } => Errno::FAULT,
+            MemoryError::Remote { source, .. } => source.errno(),
         }
     }
 }
@@ -85,6 +111,9 @@ pub enum MemoryKind {
     Memfd,
     /// A file or memfd that someone else created (a client's DMA_MAP fd).
     File,
+    /// Memory of another process reached only through a [`RemoteBackend`]
+    /// (a client's DMA_MAP without an fd).
+    Remote,
 }
 
 impl std::fmt::Display for MemoryKind {
@@ -93,18 +122,30 @@ impl std::fmt::Display for MemoryKind {
             MemoryKind::Anonymous => "anonymous",
             MemoryKind::Memfd => "memfd",
             MemoryKind::File => "file",
+            MemoryKind::Remote => "remote",
         })
     }
 }
 
-/// One mapped, page-aligned piece of memory with a host-physical base.
+/// What holds an object's bytes.
+#[derive(Debug)]
+enum Backing {
+    /// Mapped into this process (anonymous, memfd, client file).
+    Mapped {
+        region: MmapRegion<()>,
+        file: Option<File>,
+    },
+    /// Reached through a backend only.
+    Remote(Arc<Remote>),
+}
+
+/// One page-aligned piece of memory with a host-physical base.
 #[derive(Debug)]
 pub struct MemoryObject {
     kind: MemoryKind,
     base: PhysAddr,
     size: u64,
-    region: MmapRegion<()>,
-    file: Option<File>,
+    backing: Backing,
 }
 
 impl MemoryObject {
@@ -125,51 +166,149 @@ impl MemoryObject {
 
     /// The backing file, for objects that have one (memfd or client file).
     pub fn file(&self) -> Option<&File> {
-        self.file.as_ref()
-    }
-
-    /// A volatile view of `len` bytes at `offset` into the object.
-    pub fn slice(&self, offset: u64, len: u64) -> Result<VolatileSlice<'_>, MemoryError> {
-        let fault = || MemoryError::Unbacked {
-            addr: self.base.wrapping_add(offset),
-            len,
-        };
-        let end = offset.checked_add(len).ok_or_else(fault)?;
-        if end > self.size {
-            return Err(fault());
+        match &self.backing {
+            Backing::Mapped { file, .. } => file.as_ref(),
+            Backing::Remote(_) => None,
         }
-        self.region
-            .get_slice(offset as usize, len as usize)
-            .map_err(|_| fault())
     }
 
-    /// Copies bytes out of the object into a buffer the caller owns.
+    /// Is this a remote object (no direct view; reads and writes go
+    /// through its backend)?
+    pub fn is_remote(&self) -> bool {
+        matches!(self.backing, Backing::Remote(_))
+    }
+
+    /// Checks that `[offset, offset + len)` lies inside the object.
+    fn check_range(&self, offset: u64, len: u64) -> Result<(), MemoryError> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.size => Ok(()),
+            _ => Err(MemoryError::Unbacked {
+                addr: self.base.wrapping_add(offset),
+                len,
+            }),
+        }
+    }
+
+    /// A volatile view of `len` bytes at `offset` into the object. Remote
+    /// objects have none (EFAULT, [`MemoryError::NotMapped`]).
+    pub fn slice(&self, offset: u64, len: u64) -> Result<VolatileSlice<'_>, MemoryError> {
+        self.check_range(offset, len)?;
+        match &self.backing {
+            Backing::Mapped { region, .. } => region
+                .get_slice(offset as usize, len as usize)
+                .map_err(|_| MemoryError::Unbacked {
+                    addr: self.base.wrapping_add(offset),
+                    len,
+                }),
+            Backing::Remote(_) => Err(MemoryError::NotMapped {
+                addr: self.base.wrapping_add(offset),
+                len,
+            }),
+        }
+    }
+
+    /// Copies bytes out of the object into a buffer the caller owns (for a
+    /// remote object: through its backend, with no lock held).
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        self.slice(offset, buf.len() as u64)?.copy_to(buf);
-        Ok(())
+        match &self.backing {
+            Backing::Mapped { .. } => {
+                self.slice(offset, buf.len() as u64)?.copy_to(buf);
+                Ok(())
+            }
+            Backing::Remote(remote) => {
+                self.check_range(offset, buf.len() as u64)?;
+                remote
+                    .read(offset, buf)
+                    .map_err(|e| self.remote_error(offset, buf.len(), e))
+            }
+        }
     }
 
-    /// Copies bytes from a buffer the caller owns into the object.
+    /// Copies bytes from a buffer the caller owns into the object (for a
+    /// remote object: through its backend, with no lock held).
     pub fn write(&self, offset: u64, buf: &[u8]) -> Result<(), MemoryError> {
-        self.slice(offset, buf.len() as u64)?.copy_from(buf);
-        Ok(())
+        match &self.backing {
+            Backing::Mapped { .. } => {
+                self.slice(offset, buf.len() as u64)?.copy_from(buf);
+                Ok(())
+            }
+            Backing::Remote(remote) => {
+                self.check_range(offset, buf.len() as u64)?;
+                remote
+                    .write(offset, buf)
+                    .map_err(|e| self.remote_error(offset, buf.len(), e))
+            }
+        }
+    }
+
+    fn remote_error(&self, offset: u64, len: usize, source: RemoteError) -> MemoryError {
+        MemoryError::Remote {
+            addr: self.base.wrapping_add(offset),
+            len: len as u64,
+            source,
+        }
+    }
+
+    /// Counts one access to this remote object in flight and returns it,
+    /// so that the bytes can be moved later, after the caller has dropped
+    /// its own locks (the DMA path takes it under the IOMMU's in-flight
+    /// gate and calls the backend after leaving the gate). Fails with
+    /// [`MemoryError::NotMapped`] for a mapped object and with
+    /// [`RemoteError::Revoked`] once the object was released.
+    pub fn remote_access(self: &Arc<Self>) -> Result<RemoteAccess, MemoryError> {
+        match &self.backing {
+            Backing::Remote(remote) => {
+                remote.enter().map_err(|e| self.remote_error(0, 0, e))?;
+                Ok(RemoteAccess {
+                    object: Arc::clone(self),
+                    remote: Arc::clone(remote),
+                })
+            }
+            Backing::Mapped { .. } => Err(MemoryError::NotMapped {
+                addr: self.base,
+                len: self.size,
+            }),
+        }
+    }
+
+    /// Waits until no backend call of this remote object is in flight
+    /// (including [`RemoteAccess`]es not yet dropped). Returns at once for
+    /// a mapped object. After [`HostMemory::release`] no new call starts,
+    /// so `release` + `drain` is the end of every access to the client's
+    /// memory. Must not be called by the thread that answers the backend
+    /// or that holds a [`RemoteAccess`] of this object.
+    pub fn drain(&self) {
+        if let Backing::Remote(remote) = &self.backing {
+            remote.drain();
+        }
+    }
+
+    /// Backend calls (and live [`RemoteAccess`]es) of this remote object
+    /// in flight now; 0 for a mapped object.
+    pub fn remote_in_flight(&self) -> u64 {
+        match &self.backing {
+            Backing::Remote(remote) => remote.in_flight(),
+            Backing::Mapped { .. } => 0,
+        }
     }
 
     /// The naturally aligned little-endian u64 at `offset`, as an atomic
     /// (page-table entries, descriptor words).
+    /// Remote objects have none (EFAULT, [`MemoryError::NotMapped`]).
     pub fn atomic_u64(&self, offset: u64) -> Result<&AtomicU64, MemoryError> {
         if !offset.is_multiple_of(8) {
             return Err(MemoryError::Misaligned(self.base.wrapping_add(offset)));
         }
-        if offset.checked_add(8).is_none_or(|end| end > self.size) {
-            return Err(MemoryError::Unbacked {
+        self.check_range(offset, 8)?;
+        match &self.backing {
+            Backing::Mapped { region, .. } => region
+                .get_atomic_ref::<AtomicU64>(offset as usize)
+                .map_err(|_| MemoryError::Misaligned(self.base.wrapping_add(offset))),
+            Backing::Remote(_) => Err(MemoryError::NotMapped {
                 addr: self.base.wrapping_add(offset),
                 len: 8,
-            });
+            }),
         }
-        self.region
-            .get_atomic_ref::<AtomicU64>(offset as usize)
-            .map_err(|_| MemoryError::Misaligned(self.base.wrapping_add(offset)))
     }
 
     /// Does `[addr, addr + len)` lie inside this object?
@@ -178,6 +317,44 @@ impl MemoryObject {
             && addr
                 .checked_add(len)
                 .is_some_and(|end| end <= self.base + self.size)
+    }
+}
+
+/// An access to a remote object counted in flight
+/// ([`MemoryObject::remote_access`]); the object's
+/// [`MemoryObject::drain`] waits until it is dropped.
+#[derive(Debug)]
+pub struct RemoteAccess {
+    object: Arc<MemoryObject>,
+    remote: Arc<Remote>,
+}
+
+impl RemoteAccess {
+    /// The object.
+    pub fn object(&self) -> &Arc<MemoryObject> {
+        &self.object
+    }
+
+    /// Reads `buf.len()` bytes at `offset` through the backend.
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        self.object.check_range(offset, buf.len() as u64)?;
+        self.remote
+            .read_entered(offset, buf)
+            .map_err(|e| self.object.remote_error(offset, buf.len(), e))
+    }
+
+    /// Writes `data` at `offset` through the backend.
+    pub fn write(&self, offset: u64, data: &[u8]) -> Result<(), MemoryError> {
+        self.object.check_range(offset, data.len() as u64)?;
+        self.remote
+            .write_entered(offset, data)
+            .map_err(|e| self.object.remote_error(offset, data.len(), e))
+    }
+}
+
+impl Drop for RemoteAccess {
+    fn drop(&mut self) {
+        self.remote.exit();
     }
 }
 
@@ -213,7 +390,11 @@ impl HostMemory {
             size,
             reason: e.to_string(),
         })?;
-        Ok(self.place(MemoryKind::Anonymous, size, region, None))
+        Ok(self.place(
+            MemoryKind::Anonymous,
+            size,
+            Backing::Mapped { region, file: None },
+        ))
     }
 
     /// Creates a memfd of `size` bytes, maps it shared and places it.
@@ -229,7 +410,14 @@ impl HostMemory {
         rustix::fs::ftruncate(&fd, size).map_err(|e| create_err(e.to_string()))?;
         let file = File::from(fd);
         let region = map_file(&file, 0, size).map_err(create_err)?;
-        Ok(self.place(MemoryKind::Memfd, size, region, Some(file)))
+        Ok(self.place(
+            MemoryKind::Memfd,
+            size,
+            Backing::Mapped {
+                region,
+                file: Some(file),
+            },
+        ))
     }
 
     /// Maps `size` bytes of someone else's file (a client's memfd) at
@@ -246,13 +434,43 @@ impl HostMemory {
             size,
             reason,
         })?;
-        Ok(self.place(MemoryKind::File, size, region, Some(file)))
+        Ok(self.place(
+            MemoryKind::File,
+            size,
+            Backing::Mapped {
+                region,
+                file: Some(file),
+            },
+        ))
+    }
+
+    /// Places `size` bytes of remote memory whose reads and writes go
+    /// through `backend` (byte 0 of the object is backend offset 0). It
+    /// gets a host-physical range like any object, so it can be mapped in
+    /// an IOAS and reached by device DMA; it has no file and no direct
+    /// view.
+    pub fn insert_remote(
+        &self,
+        size: u64,
+        backend: Arc<dyn RemoteBackend>,
+    ) -> Result<Arc<MemoryObject>, MemoryError> {
+        check_size(size)?;
+        Ok(self.place(
+            MemoryKind::Remote,
+            size,
+            Backing::Remote(Arc::new(Remote::new(backend))),
+        ))
     }
 
     /// Removes an object from the address space. Translations that still
     /// name its addresses fault from now on; the mapping itself lives until
-    /// the last `Arc` goes.
+    /// the last `Arc` goes. A remote object is also revoked: no backend
+    /// call starts after this returns (see [`MemoryObject::drain`] for the
+    /// ones in flight).
     pub fn release(&self, object: &MemoryObject) {
+        if let Backing::Remote(remote) = &object.backing {
+            remote.revoke();
+        }
         let _writer = self.writer.lock();
         let mut next: Vec<_> = (**self.objects.load()).clone();
         next.retain(|o| o.base != object.base);
@@ -316,13 +534,7 @@ impl HostMemory {
         self.objects.load().iter().map(|o| o.size).sum()
     }
 
-    fn place(
-        &self,
-        kind: MemoryKind,
-        size: u64,
-        region: MmapRegion<()>,
-        file: Option<File>,
-    ) -> Arc<MemoryObject> {
+    fn place(&self, kind: MemoryKind, size: u64, backing: Backing) -> Arc<MemoryObject> {
         let mut next_free = self.writer.lock();
         // Natural alignment up to 1 GiB, so that superpage mappings of the
         // object are possible whenever the IOVA allows them.
@@ -333,8 +545,7 @@ impl HostMemory {
             kind,
             base,
             size,
-            region,
-            file,
+            backing,
         });
         let mut next: Vec<_> = (**self.objects.load()).clone();
         next.push(Arc::clone(&object));

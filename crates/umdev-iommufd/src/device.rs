@@ -1,13 +1,21 @@
 //! IOMMUFD_OBJ_DEVICE (device.c): binding a physical device to a context
 //! (DMA ownership with the context as cookie) and attaching it, per PASID,
 //! to HWPTs with the group rules of kernel-semantics §2.3.
+//!
+//! A second kind of binding, [`Ictx::device_bind_pasid`], serves an
+//! IOMMU-backed mediated device of a Scalable-IOV parent: the context gets
+//! one PASID of a function whose RID stays with its kernel driver. Linux
+//! has no such bind (`iommufd_device_bind` always claims the group; the
+//! 2019 aux-domain API did this inside vfio_iommu_type1); the rules kept
+//! are those of `iommufd_device_attach(idev, pasid, ..)` for that one
+//! PASID, and none of the RID's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use umdev_iommu::iommu::Group;
 use umdev_iommu::iommu::ops::ResvType;
+use umdev_iommu::iommu::{Group, PagingFlags};
 use umdev_iommu::unit::IOMMU_NO_PASID;
 use umdev_pci::Bdf;
 
@@ -25,6 +33,10 @@ pub struct Device {
     bdf: Bdf,
     pub(crate) igroup: Arc<IGroup>,
     key: u64,
+    /// Bound for this PASID only ([`Ictx::device_bind_pasid`]): no DMA
+    /// ownership was claimed, and no other PASID nor the RID may be
+    /// attached.
+    pasid_only: Option<u32>,
 }
 
 impl HasHeader for Device {
@@ -42,6 +54,26 @@ impl Device {
     /// The PCI function.
     pub fn bdf(&self) -> Bdf {
         self.bdf
+    }
+
+    /// The one PASID a PASID-only binding may attach.
+    pub fn pasid_only(&self) -> Option<u32> {
+        self.pasid_only
+    }
+
+    /// EPERM unless this binding may attach `pasid`: a PASID-only binding
+    /// owns nothing of the function but its PASID (the RID and the other
+    /// PASIDs belong to the kernel driver that keeps the function), the
+    /// same errno as a claim on a group someone else owns
+    /// (`iommu_device_claim_dma_owner`).
+    fn check_pasid(&self, pasid: u32) -> Result<()> {
+        match self.pasid_only {
+            Some(own) if own != pasid => Err(IommufdError::Errno {
+                what: "device bound for another PASID",
+                errno: rustix::io::Errno::PERM,
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -85,11 +117,46 @@ impl Ictx {
     /// without a group; EPERM if another context or a kernel driver owns
     /// the group; EBUSY if the group is not in its default domain.
     pub fn device_bind(&self, bdf: Bdf) -> Result<u32> {
-        let group = self.iommu.device_group(bdf).ok_or(IommufdError::Errno {
+        let group = self.device_group(bdf)?;
+        self.iommu.device_claim_dma_owner(bdf, &self.cookie)?;
+        let inserted = self.insert_device(bdf, group, None);
+        inserted.inspect_err(|_| {
+            // Undo the claim: the group goes back as it was.
+            let _ = self.iommu.device_release_dma_owner(bdf, &self.cookie);
+        })
+    }
+
+    /// Binds `(bdf, pasid)` only, for an IOMMU-backed mdev whose DMA the
+    /// parent function tags with `pasid` (see the module docs): no DMA
+    /// ownership is claimed, so the function stays with its kernel driver
+    /// and its default domain, and several contexts may each hold a PASID
+    /// of it. The caller (the mdev's parent driver) allocated `pasid` for
+    /// the mdev. Attaching this device at any other PASID or at the RID
+    /// fails with EPERM; an attach to an IOAS gets an automatic domain
+    /// allocated PASID-compatible (IOMMU_HWPT_ALLOC_PASID), which Linux's
+    /// automatic domains are not, since a PASID is the only place this
+    /// device attaches. ENODEV without a group; EINVAL for
+    /// `IOMMU_NO_PASID`; the PASID's limits are checked at attach, as
+    /// `iommu_attach_device_pasid` does.
+    pub fn device_bind_pasid(&self, bdf: Bdf, pasid: u32) -> Result<u32> {
+        let group = self.device_group(bdf)?;
+        if pasid == IOMMU_NO_PASID {
+            return Err(IommufdError::Invalid {
+                what: "PASID-only bind of IOMMU_NO_PASID",
+            });
+        }
+        self.insert_device(bdf, group, Some(pasid))
+    }
+
+    fn device_group(&self, bdf: Bdf) -> Result<Arc<Group>> {
+        self.iommu.device_group(bdf).ok_or(IommufdError::Errno {
             what: "device has no IOMMU group",
             errno: rustix::io::Errno::NODEV,
-        })?;
-        self.iommu.device_claim_dma_owner(bdf, &self.cookie)?;
+        })
+    }
+
+    /// The context's `iommufd_group` for `group` and a DEVICE object in it.
+    fn insert_device(&self, bdf: Bdf, group: Arc<Group>, pasid_only: Option<u32>) -> Result<u32> {
         let igroup = {
             let mut igroups = self.igroups.lock();
             igroups.retain(|_, w| w.strong_count() > 0);
@@ -110,14 +177,11 @@ impl Ictx {
             bdf,
             igroup,
             key: next_key(),
+            pasid_only,
         });
         // The driver's reference: user space can never DESTROY a device.
         dev.hdr.get();
-        let inserted = self.table.lock().insert(Object::Device(dev));
-        inserted.inspect_err(|_| {
-            // Undo the claim: the group goes back as it was.
-            let _ = self.iommu.device_release_dma_owner(bdf, &self.cookie);
-        })
+        self.table.lock().insert(Object::Device(dev))
     }
 
     /// `iommufd_device_unbind`: detaches every PASID and the RID, removes
@@ -138,7 +202,9 @@ impl Ictx {
         }
         dev.hdr.put();
         self.table.lock().remove_unused(dev_id)?;
-        self.iommu.device_release_dma_owner(dev.bdf, &self.cookie)?;
+        if dev.pasid_only.is_none() {
+            self.iommu.device_release_dma_owner(dev.bdf, &self.cookie)?;
+        }
         Ok(())
     }
 
@@ -172,6 +238,7 @@ impl Ictx {
     /// another HWPT for this PASID or for PASID incompatibility.
     pub fn device_attach(&self, dev_id: u32, pasid: u32, pt_id: u32) -> Result<u32> {
         let dev = self.get_device(dev_id)?;
+        dev.check_pasid(pasid)?;
         match self.resolve_target(pt_id)? {
             Target::Hwpt(hwpt) => self.change_explicit(&dev, pasid, hwpt, false),
             Target::Ioas(ioas) => self.auto_attach(&dev, pasid, &ioas, false),
@@ -182,6 +249,7 @@ impl Ictx {
     /// its whole group — to `pt_id`. EINVAL if it is not attached.
     pub fn device_replace(&self, dev_id: u32, pasid: u32, pt_id: u32) -> Result<u32> {
         let dev = self.get_device(dev_id)?;
+        dev.check_pasid(pasid)?;
         match self.resolve_target(pt_id)? {
             Target::Hwpt(hwpt) => self.change_explicit(&dev, pasid, hwpt, true),
             Target::Ioas(ioas) => self.auto_attach(&dev, pasid, &ioas, true),
@@ -287,14 +355,11 @@ impl Ictx {
         }
         let mut orphan = None;
         let outcome = outcome.unwrap_or_else(|| {
-            let h = HwptPaging::alloc_unlisted(
-                &self.iommu,
-                dev.bdf,
-                ioas,
-                Default::default(),
-                true,
-                None,
-            )?;
+            let flags = PagingFlags {
+                pasid: dev.pasid_only.is_some(),
+                ..PagingFlags::default()
+            };
+            let h = HwptPaging::alloc_unlisted(&self.iommu, dev.bdf, ioas, flags, true, None)?;
             let r = ObjRef::new(&h);
             let inserted = self.table.lock().insert(Object::HwptPaging(Arc::clone(&h)));
             let id = match inserted {

@@ -7,6 +7,13 @@
 //! touched only through [`MemoryObject`] volatile accessors. A DMA crossing
 //! pages is translated page by page like a stream of TLPs: when a page
 //! faults, earlier bytes may already have been transferred.
+//!
+//! Pieces that land in remote memory ([`MemoryObject::is_remote`]) are not
+//! copied under the gate: the DMA takes an in-flight reference on the
+//! object there ([`MemoryObject::remote_access`]) and calls the backend
+//! after leaving the gate, so a slow or dead remote peer never delays an
+//! invalidation of the unit. Whoever unmaps remote memory ends its use with
+//! [`crate::memory::HostMemory::release`] + [`MemoryObject::drain`].
 
 use std::sync::Arc;
 
@@ -16,7 +23,7 @@ use umdev_pci::Bdf;
 use super::gate::GateGuard;
 use super::translate::{Fault, Resolved, Tally};
 use super::{FaultReason, FaultRecord, IommuUnit};
-use crate::memory::{HostMemory, MemoryError, MemoryObject, PhysAddr};
+use crate::memory::{HostMemory, MemoryError, MemoryObject, PhysAddr, RemoteAccess};
 use crate::pgtable::Access;
 
 /// A host-physical piece of a DMA, inside one memory object.
@@ -122,7 +129,7 @@ fn copy_run(
     mem: &HostMemory,
     phys: PhysAddr,
     len: u64,
-    mut op: impl FnMut(&MemoryObject, u64, u64, u64) -> Result<(), MemoryError>,
+    mut op: impl FnMut(&Arc<MemoryObject>, u64, u64, u64) -> Result<(), MemoryError>,
 ) -> Result<(), u64> {
     let mut done = 0;
     while done < len {
@@ -136,6 +143,29 @@ fn copy_run(
         done += n;
     }
     Ok(())
+}
+
+/// A piece of a DMA into remote memory: counted in flight on the object
+/// under the gate, moved through the backend after the gate is left.
+struct RemotePiece {
+    access: RemoteAccess,
+    /// Offset in the object.
+    offset: u64,
+    /// Offset in the DMA.
+    at: u64,
+    /// Length.
+    n: u64,
+}
+
+impl RemotePiece {
+    fn new(object: &Arc<MemoryObject>, offset: u64, at: u64, n: u64) -> Result<Self, MemoryError> {
+        Ok(Self {
+            access: object.remote_access()?,
+            offset,
+            at,
+            n,
+        })
+    }
 }
 
 /// DMA from one requester through one unit.
@@ -201,17 +231,40 @@ impl DmaPort {
 
     /// Translates and hands each backed piece to `op(object,
     /// offset_in_object, offset_in_dma, n)`. Runs under the caller's gate
-    /// guard.
+    /// guard. Returns the requester's resolved entry (for faults found
+    /// later, in remote pieces).
     fn transfer(
         &self,
         pasid: Option<u32>,
         (iova, len): (u64, u64),
         access: Access,
         tally: &mut Tally,
-        mut op: impl FnMut(&MemoryObject, u64, u64, u64) -> Result<(), MemoryError>,
-    ) -> Result<(), Fault> {
+        mut op: impl FnMut(&Arc<MemoryObject>, u64, u64, u64) -> Result<(), MemoryError>,
+    ) -> Result<Resolved, Fault> {
         let resolved = self.unit.resolve(self.bdf, pasid, iova, tally)?;
-        self.copy_runs(&resolved, (iova, len), access, tally, &mut op)
+        self.copy_runs(&resolved, (iova, len), access, tally, &mut op)?;
+        Ok(resolved)
+    }
+
+    /// Moves the remote pieces of a DMA through their backends, in order,
+    /// after the gate guard is gone: `op(access, offset_in_object,
+    /// offset_in_dma, n)`. A failing backend is an unbacked-memory fault at
+    /// the piece's first byte.
+    fn finish_remote(
+        resolved: &Resolved,
+        iova: u64,
+        pieces: Vec<RemotePiece>,
+        mut op: impl FnMut(&RemoteAccess, u64, u64, u64) -> Result<(), MemoryError>,
+    ) -> Result<(), Fault> {
+        for piece in pieces {
+            op(&piece.access, piece.offset, piece.at, piece.n).map_err(|_| Fault {
+                reason: FaultReason::Unbacked,
+                addr: iova + piece.at,
+                did: Some(resolved.did()),
+                fpd: resolved.fpd(),
+            })?;
+        }
+        Ok(())
     }
 
     fn copy_runs(
@@ -220,7 +273,7 @@ impl DmaPort {
         (iova, len): (u64, u64),
         access: Access,
         tally: &mut Tally,
-        op: &mut impl FnMut(&MemoryObject, u64, u64, u64) -> Result<(), MemoryError>,
+        op: &mut impl FnMut(&Arc<MemoryObject>, u64, u64, u64) -> Result<(), MemoryError>,
     ) -> Result<(), Fault> {
         self.for_each_run(resolved, (iova, len), access, tally, |phys, at, n| {
             copy_run(&self.unit.mem, phys, n, |object, offset, d, k| {
@@ -247,6 +300,7 @@ impl DmaPort {
             tally.transferred(access, len);
         }
         self.unit.count(&tally);
+        self.unit.count_device(self.bdf, pasid, &tally);
         result.map_err(|fault| DmaError::Fault(self.unit.report(self.bdf, pasid, access, fault)))
     }
 }
@@ -262,6 +316,7 @@ impl Dma for DmaPort {
             return Ok(());
         }
         let mut tally = Tally::default();
+        let mut remote = Vec::new();
         let result = {
             let _guard = self.unit.gate.enter();
             self.transfer(
@@ -270,10 +325,19 @@ impl Dma for DmaPort {
                 Access::Read,
                 &mut tally,
                 |object, offset, at, n| {
+                    if object.is_remote() {
+                        remote.push(RemotePiece::new(object, offset, at, n)?);
+                        return Ok(());
+                    }
                     object.read(offset, &mut buf[at as usize..(at + n) as usize])
                 },
             )
         };
+        let result = result.and_then(|resolved| {
+            Self::finish_remote(&resolved, iova, remote, |access, offset, at, n| {
+                access.read(offset, &mut buf[at as usize..(at + n) as usize])
+            })
+        });
         self.finish((pasid, Access::Read, len), tally, result)
     }
 
@@ -283,6 +347,7 @@ impl Dma for DmaPort {
             return Ok(());
         }
         let mut tally = Tally::default();
+        let mut remote = Vec::new();
         let result = {
             let _guard = self.unit.gate.enter();
             self.transfer(
@@ -290,9 +355,20 @@ impl Dma for DmaPort {
                 (iova, len),
                 Access::Write,
                 &mut tally,
-                |object, offset, at, n| object.write(offset, &data[at as usize..(at + n) as usize]),
+                |object, offset, at, n| {
+                    if object.is_remote() {
+                        remote.push(RemotePiece::new(object, offset, at, n)?);
+                        return Ok(());
+                    }
+                    object.write(offset, &data[at as usize..(at + n) as usize])
+                },
             )
         };
+        let result = result.and_then(|resolved| {
+            Self::finish_remote(&resolved, iova, remote, |access, offset, at, n| {
+                access.write(offset, &data[at as usize..(at + n) as usize])
+            })
+        });
         self.finish((pasid, Access::Write, len), tally, result)
     }
 
@@ -323,8 +399,14 @@ impl Dma for DmaPort {
                     Ok(())
                 },
             )
+            .map(drop)
         };
+        // The device moves what it mapped: count it as transferred.
+        if result.is_ok() {
+            tally.transferred(access, len);
+        }
         self.unit.count(&tally);
+        self.unit.count_device(self.bdf, pasid, &tally);
         match result {
             Ok(()) => Ok(SgMapping {
                 segments,

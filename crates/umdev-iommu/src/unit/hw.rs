@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering, fence};
 use parking_lot::Mutex;
 use umdev_pci::Bdf;
 
+use super::device_stats::DeviceCounters;
 use super::did::DomainIds;
 use super::fault::{FaultHandlers, FaultLog};
 use super::gate::DmaGate;
@@ -50,6 +51,7 @@ pub struct IommuUnit {
     pub(super) iotlb: Iotlb,
     pub(super) gate: DmaGate,
     pub(super) counters: Counters,
+    pub(super) device_counters: DeviceCounters,
     faults: FaultLog,
     handlers: FaultHandlers,
 }
@@ -111,6 +113,7 @@ impl IommuUnit {
             iotlb: Iotlb::new(IOTLB_SET_BITS),
             gate: DmaGate::new(),
             counters: Counters::new(),
+            device_counters: DeviceCounters::new(),
             faults: FaultLog::new(config.fault_log_size),
             handlers: FaultHandlers::default(),
             mem,

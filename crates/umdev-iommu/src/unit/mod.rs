@@ -9,6 +9,7 @@
 //!   included) and the [`Dma`] API device models use;
 //! - [`VtdIommu`]: the driver implementing [`crate::iommu::IommuOps`].
 
+mod device_stats;
 mod did;
 mod dma;
 mod driver;
@@ -28,6 +29,7 @@ mod tables;
 mod translate;
 mod types;
 
+pub use device_stats::DeviceStats;
 pub use dma::{Dma, DmaError, DmaPort, Segment, SgMapping};
 pub use driver::{
     DRIVER_NAME, PasidWidthFn, VtdBlockedDomain, VtdIdentityDomain, VtdIommu, VtdNestedDomain,

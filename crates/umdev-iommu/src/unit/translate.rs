@@ -63,10 +63,10 @@ impl Resolved {
 pub(crate) struct Tally {
     pasid_hits: u64,
     pasid_misses: u64,
-    hits: u64,
-    misses: u64,
-    read_bytes: u64,
-    write_bytes: u64,
+    pub(super) hits: u64,
+    pub(super) misses: u64,
+    pub(super) read_bytes: u64,
+    pub(super) write_bytes: u64,
 }
 
 impl Tally {
@@ -314,6 +314,7 @@ impl IommuUnit {
             reason: fault.reason,
             did: fault.did,
         };
+        self.count_device_fault(bdf, pasid);
         if fault.fpd {
             self.fault_log().suppress();
             return record;
