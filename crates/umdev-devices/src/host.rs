@@ -15,6 +15,8 @@ use umdev_vfio::vfio_pci::VfioPci;
 use crate::dmatest::{DmaTest, attach_dmatest};
 use crate::mdev_pci::MdevPci;
 use crate::mtty::register_mtty;
+use crate::sdma::SdmaConfig;
+use crate::sdma_mdev::SdmaMdev;
 
 /// Errors of bringing a host up.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,9 @@ pub struct Host {
     pub mdev_pci: Arc<MdevPci>,
     /// The mtty parent (a virtual device, not a PCI function).
     pub mtty: Arc<MdevParent>,
+    /// The sdma parent driver ("idxd"), bound to the platform's DMA
+    /// engines.
+    pub sdma: Arc<SdmaMdev>,
     /// The DMA test models behind the platform's endpoints.
     pub dmatest: Vec<Arc<DmaTest>>,
 }
@@ -78,10 +83,22 @@ impl std::fmt::Debug for Host {
 impl Host {
     /// Starts `platform` (binding its start-up drivers), puts the device
     /// models behind its endpoints and registers the VFIO and mdev drivers.
+    /// A platform file's "idxd" driver is a stub standing for the real one:
+    /// it is unregistered (its devices unbound) and the sdma parent driver
+    /// registered under that name binds them again.
     pub fn start(platform: Platform) -> Result<Arc<Self>, HostError> {
         let system = System::start(platform)?;
-        let dmatest = attach_dmatest(&system);
         let bus = MdevBus::new();
+        if system
+            .platform
+            .drivers()
+            .iter()
+            .any(|d| d.name == SdmaMdev::NAME && d.builtin)
+        {
+            system.platform.unregister_driver(SdmaMdev::NAME)?;
+        }
+        let sdma = SdmaMdev::register(&system, &bus, SdmaConfig::default())?;
+        let dmatest = attach_dmatest(&system);
         let vfio_pci = VfioPci::register(&system.platform)?;
         let mdev_pci = MdevPci::register(&system.platform, &bus)?;
         let mtty = register_mtty(&bus)?;
@@ -91,6 +108,7 @@ impl Host {
             vfio_pci,
             mdev_pci,
             mtty,
+            sdma,
             dmatest,
         }))
     }
@@ -112,8 +130,8 @@ impl Host {
     }
 
     /// Every device a consumer can open right now: the functions bound to
-    /// vfio-pci (by address) and the mdevs that have a registered VFIO
-    /// device (by UUID).
+    /// vfio-pci (by address) and every created mdev, of any parent driver
+    /// (by UUID, [`umdev_vfio::mdev::Mdev::registration`]).
     pub fn servable(&self) -> Vec<Servable> {
         let pci = self.vfio_pci.devices().into_iter().filter_map(|bdf| {
             Some(Servable {
@@ -124,7 +142,7 @@ impl Host {
         let mdevs = self.bus.devices().into_iter().filter_map(|mdev| {
             Some(Servable {
                 name: mdev.uuid().to_string(),
-                device: self.mdev_pci.vfio_device(&mdev)?,
+                device: mdev.registration()?,
             })
         });
         pci.chain(mdevs).collect()

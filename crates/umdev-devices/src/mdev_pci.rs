@@ -15,16 +15,20 @@
 //! # Isolation and groups
 //!
 //! The mdev's IOMMU device ([`Mdev::iommu_device`]) is the wrapped
-//! function itself, for its whole requester ID: the mdev is registered as a
-//! [`VfioDevice`] with [`IommuBacked`](umdev_vfio::registration::Isolation::IommuBacked) and no PASID
-//! ([`MdevPci::vfio_device`]). The mdev has its own singleton group number
+//! function itself, for its whole requester ID: the mdev core registers the
+//! mdev as a [`VfioDevice`] with [`IommuBacked`](umdev_vfio::registration::Isolation::IommuBacked) and no PASID
+//! ([`Mdev::registration`], [`MdevPci::vfio_device`]). The mdev has its own singleton group number
 //! ([`Mdev::group`], what [`VfioDevice::group`] reports), but binding it to
 //! a consumer binds the wrapped function as an iommufd device, which claims
 //! DMA ownership of the *wrapped function's IOMMU group*: that group is
 //! what the consumer owns (the function "donates" it). So the usual group
 //! rules apply to the function: a DMA-API driver cannot bind to another
 //! member of an owned group (EBUSY), and another consumer cannot bind a
-//! device of the same group (EPERM from the ownership claim).
+//! device of the same group: EBUSY from [`VfioDevice::bind_iommufd`], which
+//! turns the ownership claim's EPERM into the answer of the
+//! vfio-mdev-pci series' group tracking (the second container's attach of
+//! the backing group fails EBUSY, kernel-semantics §4.3), since the
+//! consumer sees only the mdev and its own singleton group.
 //!
 //! Regions and IRQs pass through to the function ([`VfioPciDevice`], the
 //! vfio-pci core device: config virtualisation, BARs, INTx/MSI/MSI-X/ERR/
@@ -34,14 +38,12 @@
 mod error;
 mod wrapped;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 
-use parking_lot::Mutex;
 use rustix::io::Errno;
 use umdev_pci::regs::PCI_HEADER_TYPE_NORMAL;
 use umdev_pci::{Bdf, FunctionInfo, PciDev, PciDeviceId, PciDriver, PciError, Platform};
-use umdev_vfio::mdev::{Mdev, MdevBus, MdevParent, MdevTypeDesc, ParentDevice};
+use umdev_vfio::mdev::{Mdev, MdevBus, MdevParent, MdevTypeDesc, PciParents};
 use umdev_vfio::registration::VfioDevice;
 use umdev_vfio::vfio_pci::VfioPciDevice;
 
@@ -65,17 +67,11 @@ pub fn type_name(info: &FunctionInfo) -> String {
     )
 }
 
-/// One bound function.
-struct Bound {
-    parent: Arc<MdevParent>,
-    wrapped: Arc<Wrapped>,
-}
-
 /// The mdev-pci PCI driver and the parents it registered.
 pub struct MdevPci {
     platform: Weak<Platform>,
     bus: Arc<MdevBus>,
-    bound: Mutex<BTreeMap<Bdf, Bound>>,
+    bound: PciParents<Wrapped>,
 }
 
 impl std::fmt::Debug for MdevPci {
@@ -97,7 +93,7 @@ impl MdevPci {
         let this = Arc::new(Self {
             platform: Arc::downgrade(platform),
             bus: bus.clone(),
-            bound: Mutex::new(BTreeMap::new()),
+            bound: PciParents::new(),
         });
         platform.register_driver(this.clone())?;
         Ok(this)
@@ -105,39 +101,32 @@ impl MdevPci {
 
     /// The functions bound (each a registered parent), in address order.
     pub fn parents(&self) -> Vec<Bdf> {
-        self.bound.lock().keys().copied().collect()
+        self.bound.bdfs()
     }
 
     /// The mdev parent registered for the bound function `bdf`.
     pub fn parent(&self, bdf: Bdf) -> Option<Arc<MdevParent>> {
-        self.bound.lock().get(&bdf).map(|b| b.parent.clone())
-    }
-
-    /// The wrapper of the function that created `mdev`.
-    fn wrapped(&self, mdev: &Mdev) -> Option<Arc<Wrapped>> {
-        let bound = self.bound.lock();
-        bound
-            .values()
-            .find(|b| b.parent.device() == mdev.parent())
-            .map(|b| b.wrapped.clone())
+        self.bound.parent(bdf)
     }
 
     /// The registered VFIO device of an mdev-pci mdev, for a consumer to
-    /// bind: [`IommuBacked`](umdev_vfio::registration::Isolation::IommuBacked) by the wrapped function's whole RID
-    /// (see the module docs for the group rules). It is unregistered when
-    /// the mdev is removed. `None` for an mdev of another driver.
+    /// bind: [`Mdev::registration`], [`IommuBacked`](umdev_vfio::registration::Isolation::IommuBacked)
+    /// by the wrapped function's whole RID (see the module docs for the
+    /// group rules). It is unregistered when the mdev is removed. `None`
+    /// for an mdev of another driver.
     pub fn vfio_device(&self, mdev: &Mdev) -> Option<Arc<VfioDevice>> {
-        self.wrapped(mdev)?.vfio_device(mdev.uuid())
+        self.pci_device(mdev)?;
+        mdev.registration()
     }
 
     /// The pass-through device of an mdev-pci mdev, where the wrapped
     /// function's device model sends its interrupts.
     pub fn pci_device(&self, mdev: &Mdev) -> Option<Arc<VfioPciDevice>> {
-        self.wrapped(mdev)?.pci_device(mdev.uuid())
+        self.bound.driver_of(mdev)?.pci_device(mdev.uuid())
     }
 
     /// `vfio_mdev_pci_driver_probe`.
-    fn probe_function(&self, dev: &PciDev<'_>) -> Result<Bound, MdevPciError> {
+    fn probe_function(&self, dev: &PciDev<'_>) -> Result<(), MdevPciError> {
         let bdf = dev.bdf();
         let info = dev.info();
         if info.header_type != PCI_HEADER_TYPE_NORMAL {
@@ -154,12 +143,10 @@ impl MdevPci {
             return Err(MdevPciError::NoIommuGroup { bdf });
         }
         let wrapped = Arc::new(Wrapped::new(bdf, self.platform.clone()));
-        let parent = self.bus.register_parent(
-            ParentDevice::pci(bdf, Self::NAME),
-            wrapped.clone(),
-            vec![MdevTypeDesc::new(&type_name(&info), None)],
-        )?;
-        Ok(Bound { parent, wrapped })
+        let types = vec![MdevTypeDesc::new(&type_name(&info), None)];
+        Ok(self
+            .bound
+            .register(&self.bus, bdf, Self::NAME, wrapped, types)?)
     }
 }
 
@@ -177,17 +164,12 @@ impl PciDriver for MdevPci {
     }
 
     fn probe(&self, dev: &PciDev<'_>) -> Result<(), Errno> {
-        let bound = self.probe_function(dev).map_err(|e| e.errno())?;
-        self.bound.lock().insert(dev.bdf(), bound);
-        Ok(())
+        self.probe_function(dev).map_err(|e| e.errno())
     }
 
     /// `vfio_mdev_pci_driver_remove`: `mdev_unregister_device` first (the
     /// sample's v1 forgot, so the function could not be bound again).
     fn remove(&self, dev: &PciDev<'_>) {
-        let bound = self.bound.lock().remove(&dev.bdf());
-        if let Some(b) = bound {
-            b.parent.unregister();
-        }
+        self.bound.unregister(dev.bdf());
     }
 }

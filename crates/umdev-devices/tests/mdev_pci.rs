@@ -3,6 +3,8 @@
 //! driver, unbind and rebind), the probe refusals, and a consumer driving
 //! the wrapped function's DMA test device through the mdev.
 
+mod vfio_support;
+
 use std::sync::Arc;
 
 use rustix::io::Errno;
@@ -15,10 +17,11 @@ use umdev_iommufd::{Ictx, MapFlags};
 use umdev_pci::regs::{PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY};
 use umdev_pci::{Bdf, PciDev, PciDeviceId, PciDriver, SriovConfigure};
 use umdev_vfio::device::irq_set_flags::*;
-use umdev_vfio::device::{EventFd, IrqData, SetIrqs, VfioDeviceOps, irq, region};
+use umdev_vfio::device::{EventFd, IrqData, SetIrqs, irq, region};
 use umdev_vfio::mdev::{Mdev, MdevBus, MdevParent, MdevType, MdevUuid};
 use umdev_vfio::registration::Isolation;
 use umdev_vfio::vfio_pci::VfioPciDevice;
+use vfio_support::{msix_eventfd, r32, w32};
 
 const UUID_A: &str = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1003";
 const UUID_B: &str = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1004";
@@ -240,26 +243,6 @@ impl Interrupts for ToVfio {
     }
 }
 
-fn w32(ops: &dyn VfioDeviceOps, index: u32, at: u64, v: u32) {
-    assert_eq!(ops.region_write(index, at, &v.to_le_bytes()).unwrap(), 4);
-}
-
-fn r32(ops: &dyn VfioDeviceOps, index: u32, at: u64) -> u32 {
-    let mut b = [0; 4];
-    assert_eq!(ops.region_read(index, at, &mut b).unwrap(), 4);
-    u32::from_le_bytes(b)
-}
-
-fn msix_eventfd(ops: &dyn VfioDeviceOps) -> EventFd {
-    let fd = EventFd::new().unwrap();
-    let data = IrqData::Eventfd(vec![Some(fd.try_clone().unwrap())]);
-    let info = ops.irq_info(irq::MSIX).unwrap();
-    let flags = DATA_EVENTFD | ACTION_TRIGGER;
-    let req = SetIrqs::validate(ops.info().num_irqs, &info, flags, 0, 1, data).unwrap();
-    ops.set_irqs(req).unwrap();
-    fd
-}
-
 fn model(models: &[Arc<DmaTest>], dev: Bdf) -> Arc<DmaTest> {
     models.iter().find(|m| m.bdf() == dev).unwrap().clone()
 }
@@ -366,16 +349,70 @@ fn mdevs_of_one_shared_group_follow_the_wrapped_group_rules() {
     let gpu_dev = r.drv.vfio_device(&gpu_mdev).unwrap();
     let audio_dev = r.drv.vfio_device(&audio_mdev).unwrap();
     // ...but binding owns the wrapped functions' shared group: another
-    // consumer is refused the second one (the DMA ownership claim).
+    // consumer is refused the second one with EBUSY (the backing group is
+    // busy; the raw ownership claim would say EPERM).
     let a = Ictx::new(r.sys.iommu.clone());
     let b = Ictx::new(r.sys.iommu.clone());
     gpu_dev.bind_iommufd(&a).unwrap();
     let err = audio_dev.bind_iommufd(&b).unwrap_err();
-    assert_eq!(err.errno(), Errno::PERM);
+    assert_eq!(err.errno(), Errno::BUSY);
     // The owner may bind both.
     audio_dev.bind_iommufd(&a).unwrap();
     audio_dev.unbind().unwrap();
     gpu_dev.unbind().unwrap();
     // Released: now the other consumer may have it.
     audio_dev.bind_iommufd(&b).unwrap();
+}
+
+#[test]
+fn shared_group_7_in_two_consumers_is_ebusy_and_the_domain_is_recorded() {
+    let r = rig();
+    let p = &r.sys.platform;
+    let (nic0, nic1) = (bdf("0000:04:00.0"), bdf("0000:04:00.1"));
+    assert_eq!(p.iommu_group(nic0), Some(7));
+    assert_eq!(p.iommu_group(nic1), Some(7));
+    for nic in [nic0, nic1] {
+        p.unbind("igb", nic).unwrap();
+    }
+    p.new_id(MdevPci::NAME, "8086 1521").unwrap();
+    let m0 = r.the_type(nic0).create(uuid(UUID_A)).unwrap();
+    let m1 = r.the_type(nic1).create(uuid(UUID_B)).unwrap();
+    let (d0, d1) = (m0.registration().unwrap(), m1.registration().unwrap());
+    assert_eq!(
+        d0.isolation(),
+        Isolation::IommuBacked {
+            iommu_device: nic0,
+            pasid: None
+        }
+    );
+    let a = Ictx::new(r.sys.iommu.clone());
+    let b = Ictx::new(r.sys.iommu.clone());
+    let ioas = a.ioas_alloc().unwrap();
+    d0.bind_iommufd(&a).unwrap();
+    assert!(m0.iommu_domain().is_none());
+    let hwpt = d0.attach_ioas(ioas).unwrap();
+    let domain = a.hwpt_domain(hwpt).unwrap();
+    assert!(Arc::ptr_eq(&m0.iommu_domain().unwrap(), &domain));
+    assert_eq!(d1.bind_iommufd(&b).unwrap_err().errno(), Errno::BUSY);
+    assert_eq!(d1.devid(), None);
+    // Removing the bound mdev asks its consumer (REQ) and unbinds it.
+    let ops = d0.ops().clone();
+    let req = EventFd::new().unwrap();
+    let info = ops.irq_info(irq::REQ).unwrap();
+    let data = IrqData::Eventfd(vec![Some(req.try_clone().unwrap())]);
+    let set = SetIrqs::validate(
+        ops.info().num_irqs,
+        &info,
+        DATA_EVENTFD | ACTION_TRIGGER,
+        0,
+        1,
+        data,
+    );
+    ops.set_irqs(set.unwrap()).unwrap();
+    m0.remove().unwrap();
+    assert_eq!(req.take(), 1, "REQ signalled before the unbind");
+    assert_eq!(d0.devid(), None);
+    assert!(m0.iommu_domain().is_none(), "detached with the unbind");
+    // The group is free: the other consumer gets the other function.
+    d1.bind_iommufd(&b).unwrap();
 }

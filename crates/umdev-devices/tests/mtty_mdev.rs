@@ -17,7 +17,7 @@ use umdev_vfio::device::{
     DeviceFlags, EventFd, IrqData, IrqInfoFlags, RegionFlags, SetIrqs, VfioDeviceOps, irq, region,
 };
 use umdev_vfio::mdev::{Mdev, MdevBus, MdevParent, MdevUuid};
-use umdev_vfio::registration::VfioDevice;
+use umdev_vfio::registration::Isolation;
 
 const UUID_A: &str = "b1a6c5d4-0e2f-4a3b-9c8d-7e6f5a4b3c2d";
 /// BAR1: the second port of a dual-port device.
@@ -299,7 +299,11 @@ fn pool_of_a_custom_driver_sizes_available_instances() {
 fn consumer_loops_bytes_back_with_automasked_intx() {
     let (_bus, parent) = mtty();
     let mdev = create(&parent, "mtty-2", 7).unwrap();
-    let vdev = VfioDevice::new_emulated(mdev.vfio_device().unwrap());
+    // The core registered it with vendor-defined isolation in the mdev's
+    // own group.
+    let vdev = mdev.registration().unwrap();
+    assert_eq!(vdev.isolation(), Isolation::Emulated);
+    assert_eq!(vdev.group(), mdev.group());
     let system = System::default_platform().unwrap();
     let ictx = Ictx::new(system.iommu.clone());
     vdev.bind_iommufd(&ictx).unwrap();

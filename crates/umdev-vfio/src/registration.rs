@@ -11,9 +11,26 @@
 //!   group of its own and reaches memory through an iommufd ACCESS, whose
 //!   unmap callback reaches the device's `dma_unmap`
 //!   (`vfio_iommufd_emulated_*`); it attaches only to an IOAS;
-//! - an mdev backed by its parent's IOMMU binds the parent function
-//!   (`iommu_device`) as a DEVICE and attaches its RID. PASID-granular
-//!   backing is refused with EOPNOTSUPP for now.
+//! - an mdev backed by its parent's IOMMU for a whole RID binds the
+//!   function (`iommu_device`) as a DEVICE, claiming its group, and
+//!   attaches the RID. While another consumer owns that group the bind
+//!   fails with EBUSY (not the EPERM of the raw ownership claim): the
+//!   mdev is a device of its own to the consumer, who cannot see the
+//!   backing group, and the answer is the one the vfio-mdev-pci series
+//!   gave (kernel-semantics §4.3: the second container's attach of the
+//!   backing group fails EBUSY in `__iommu_attach_group`). A group held by
+//!   a kernel DMA-API driver still gives EPERM, as the claim does;
+//! - an mdev backed by one PASID of its parent function binds only that
+//!   PASID ([`Ictx::device_bind_pasid`]): no DMA ownership is claimed, the
+//!   parent stays with its kernel driver, and mdevs of one parent can be
+//!   bound to different consumers at once. Attaching puts the consumer's
+//!   page table on (parent RID, PASID) (`iommu_attach_device_pasid`), and
+//!   detach or unbind removes it.
+//!
+//! For both IOMMU-backed kinds the domain attached on the device's behalf
+//! is reported to an observer (the mdev core records it with
+//! `mdev_set_iommu_domain`) after every attach, replace, detach and
+//! unbind.
 //!
 //! One consumer at a time: a bind while bound fails with EINVAL from the
 //! same context (as `vfio_df_ioctl_bind_iommufd` on a bound fd) and EBUSY
@@ -21,11 +38,12 @@
 //! closes it (`close_device`, which drops its interrupt triggers) before
 //! the iommufd objects go.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use rustix::io::Errno;
+use umdev_iommu::iommu::Domain;
 use umdev_iommu::unit::IOMMU_NO_PASID;
 use umdev_iommufd::Ictx;
 use umdev_iommufd::access::{Access, AccessOps};
@@ -33,6 +51,7 @@ use umdev_iommufd::error::IommufdError;
 use umdev_pci::Bdf;
 
 use crate::device::{OpenContext, VfioDeviceOps, VfioError};
+use crate::mdev::SingletonGroups;
 
 /// How a VFIO device is isolated from other consumers' memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,9 +89,13 @@ pub enum RegistrationError {
     /// The device was unregistered (its driver unbound): ENODEV.
     #[error("device unregistered")]
     Unregistered,
-    /// PASID-granular IOMMU backing is not supported yet: EOPNOTSUPP.
-    #[error("PASID-backed devices are not supported")]
-    PasidUnsupported,
+    /// The group backing an IOMMU-backed device is owned by another
+    /// consumer: EBUSY (see the module documentation).
+    #[error("backing IOMMU group {group} is owned by another consumer")]
+    BackingGroupOwned {
+        /// The backing group.
+        group: u32,
+    },
     /// An iommufd operation failed.
     #[error(transparent)]
     Iommufd(#[from] IommufdError),
@@ -86,8 +109,7 @@ impl RegistrationError {
     pub fn errno(&self) -> Errno {
         match self {
             RegistrationError::AlreadyBound | RegistrationError::NotBound => Errno::INVAL,
-            RegistrationError::InUse => Errno::BUSY,
-            RegistrationError::PasidUnsupported => Errno::OPNOTSUPP,
+            RegistrationError::InUse | RegistrationError::BackingGroupOwned { .. } => Errno::BUSY,
             RegistrationError::Unregistered => Errno::NODEV,
             RegistrationError::Iommufd(e) => e.errno(),
             RegistrationError::Device(e) => e.errno(),
@@ -95,17 +117,8 @@ impl RegistrationError {
     }
 }
 
-/// First group number handed to devices with vendor-defined isolation,
-/// above any platform group.
-const SINGLETON_GROUP_BASE: u32 = 0x1_0000;
-
-static NEXT_SINGLETON_GROUP: AtomicU32 = AtomicU32::new(SINGLETON_GROUP_BASE);
-
-/// A new singleton group number (the "vfio-noiommu"-like group of an
-/// emulated device, `vfio_create_group(VFIO_EMULATED_IOMMU)`).
-pub fn alloc_singleton_group() -> u32 {
-    NEXT_SINGLETON_GROUP.fetch_add(1, Ordering::Relaxed)
-}
+/// Reports the domain attached on a device's behalf (`None`: none).
+pub(crate) type DomainObserver = Box<dyn Fn(Option<Arc<Domain>>) + Send + Sync>;
 
 /// The access owner of an emulated device (`vfio_user_ops`).
 struct AccessUser(Weak<dyn VfioDeviceOps>);
@@ -145,6 +158,10 @@ pub struct VfioDevice {
     ops: Arc<dyn VfioDeviceOps>,
     isolation: Isolation,
     group: u32,
+    /// The group number came from [`SingletonGroups::global`] for this
+    /// device and goes back when it is dropped.
+    owns_group: bool,
+    observer: Option<DomainObserver>,
     binding: Mutex<Option<Binding>>,
     unregistered: AtomicBool,
 }
@@ -163,18 +180,49 @@ impl VfioDevice {
     /// Registers `ops` with its isolation and IOMMU group number
     /// (`vfio_register_group_dev` / `vfio_register_emulated_iommu_dev`).
     pub fn new(ops: Arc<dyn VfioDeviceOps>, isolation: Isolation, group: u32) -> Arc<Self> {
+        Self::build(ops, isolation, group, false, None)
+    }
+
+    /// An emulated device in a new singleton group, numbered from
+    /// [`SingletonGroups::global`] (the allocator mdev groups come from)
+    /// and given back when the device is dropped. ENOSPC when every
+    /// singleton number is taken.
+    pub fn new_emulated(ops: Arc<dyn VfioDeviceOps>) -> Result<Arc<Self>, RegistrationError> {
+        let group = SingletonGroups::global()
+            .alloc()
+            .map_err(|_| VfioError::Errno {
+                what: "no singleton group number",
+                errno: Errno::NOSPC,
+            })?;
+        Ok(Self::build(ops, Isolation::Emulated, group, true, None))
+    }
+
+    /// An mdev's registration, reporting its IOMMU domain to `observer`.
+    pub(crate) fn new_observed(
+        ops: Arc<dyn VfioDeviceOps>,
+        isolation: Isolation,
+        group: u32,
+        observer: DomainObserver,
+    ) -> Arc<Self> {
+        Self::build(ops, isolation, group, false, Some(observer))
+    }
+
+    fn build(
+        ops: Arc<dyn VfioDeviceOps>,
+        isolation: Isolation,
+        group: u32,
+        owns_group: bool,
+        observer: Option<DomainObserver>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             ops,
             isolation,
             group,
+            owns_group,
+            observer,
             binding: Mutex::new(None),
             unregistered: AtomicBool::new(false),
         })
-    }
-
-    /// An emulated device in a new singleton group.
-    pub fn new_emulated(ops: Arc<dyn VfioDeviceOps>) -> Arc<Self> {
-        Self::new(ops, Isolation::Emulated, alloc_singleton_group())
     }
 
     /// The device's operations.
@@ -214,16 +262,24 @@ impl VfioDevice {
             });
         }
         let (devid, handle) = match self.isolation {
-            Isolation::Physical { bdf }
-            | Isolation::IommuBacked {
-                iommu_device: bdf,
-                pasid: None,
-            } => {
+            Isolation::Physical { bdf } => {
                 let pasid = IOMMU_NO_PASID;
                 (ictx.device_bind(bdf)?, Handle::Device { pasid })
             }
-            Isolation::IommuBacked { pasid: Some(_), .. } => {
-                return Err(RegistrationError::PasidUnsupported);
+            Isolation::IommuBacked {
+                iommu_device,
+                pasid: None,
+            } => {
+                let pasid = IOMMU_NO_PASID;
+                let devid = Self::bind_backing_rid(ictx, iommu_device)?;
+                (devid, Handle::Device { pasid })
+            }
+            Isolation::IommuBacked {
+                iommu_device,
+                pasid: Some(pasid),
+            } => {
+                let devid = ictx.device_bind_pasid(iommu_device, pasid)?;
+                (devid, Handle::Device { pasid })
             }
             Isolation::Emulated => {
                 let user = AccessUser(Arc::downgrade(&self.ops));
@@ -250,6 +306,31 @@ impl VfioDevice {
         Ok(devid)
     }
 
+    /// Binds the function backing an RID-granular mdev; EBUSY instead of
+    /// the claim's EPERM while another consumer owns its group (module
+    /// documentation).
+    fn bind_backing_rid(ictx: &Ictx, bdf: Bdf) -> Result<u32, RegistrationError> {
+        ictx.device_bind(bdf).map_err(|e| {
+            let group = ictx.iommu().device_group(bdf).map(|g| g.info());
+            match group {
+                Some(info)
+                    if e.errno() == Errno::PERM
+                        && info.owner.is_some_and(|o| o != ictx.cookie().id()) =>
+                {
+                    RegistrationError::BackingGroupOwned { group: info.id }
+                }
+                _ => e.into(),
+            }
+        })
+    }
+
+    /// Tells the observer which domain is attached now.
+    fn observe(&self, domain: Option<Arc<Domain>>) {
+        if let Some(observer) = &self.observer {
+            observer(domain);
+        }
+    }
+
     /// VFIO_DEVICE_ATTACH_IOMMUFD_PT: attaches (or, when attached,
     /// replaces) the device's page table; returns the HWPT id the device
     /// ended up on (an IOAS attach of a physical device gets its automatic
@@ -273,6 +354,9 @@ impl VfioDevice {
             }
         };
         b.attached = true;
+        if let Handle::Device { .. } = b.handle {
+            self.observe(b.ictx.hwpt_domain(id).ok());
+        }
         Ok(id)
     }
 
@@ -285,7 +369,10 @@ impl VfioDevice {
             return Ok(());
         }
         match b.handle {
-            Handle::Device { pasid, .. } => b.ictx.device_detach(b.devid, pasid)?,
+            Handle::Device { pasid, .. } => {
+                b.ictx.device_detach(b.devid, pasid)?;
+                self.observe(None);
+            }
             Handle::Access(_) => b.ictx.access_detach(b.devid)?,
         }
         b.attached = false;
@@ -310,6 +397,9 @@ impl VfioDevice {
     fn close(&self, b: Binding) {
         self.ops.close_device();
         Self::release(&b.ictx, b.devid, &b.handle);
+        if b.attached && matches!(b.handle, Handle::Device { .. }) {
+            self.observe(None);
+        }
     }
 
     /// `vfio_unregister_group_dev`: the device goes away; a consumer still
@@ -344,5 +434,8 @@ impl Drop for VfioDevice {
     /// after the REQ interrupt went unanswered) closes it.
     fn drop(&mut self) {
         self.unregister();
+        if self.owns_group {
+            SingletonGroups::global().free(self.group);
+        }
     }
 }

@@ -12,14 +12,16 @@ use proptest::prelude::*;
 use rustix::io::Errno;
 use umdev_iommu::iommu::PagingFlags;
 use umdev_iommu::system::System;
+use umdev_iommufd::Ictx;
 use umdev_pci::Bdf;
 use umdev_vfio::device::{
     DeviceFlags, DeviceInfo, IrqInfo, RegionInfo, SetIrqs, VfioDeviceOps, VfioError,
 };
 use umdev_vfio::mdev::{
     Accounting, Mdev, MdevBus, MdevDriver, MdevError, MdevParent, MdevType, MdevTypeDesc, MdevUuid,
-    ParentDevice, SINGLETON_GROUP_BASE,
+    ParentDevice, SINGLETON_GROUP_BASE, SingletonGroups,
 };
+use umdev_vfio::registration::Isolation;
 
 /// A VFIO device with nothing in it.
 struct StubDevice;
@@ -511,7 +513,9 @@ fn each_mdev_is_its_own_group_and_numbers_are_released() {
     let system = System::default_platform().unwrap();
     let platform_groups: BTreeSet<u32> = system.platform.iommu_groups().into_keys().collect();
     assert!(!platform_groups.is_empty());
-    let bus = MdevBus::new();
+    // Its own allocator, so that other tests' groups cannot take the
+    // number freed below.
+    let bus = MdevBus::with_groups(Arc::new(SingletonGroups::new()));
     let drv = TestDriver::new(Accounting::MaxInstances(8));
     let parent = pci_parent(&bus, 0, &drv);
     let a = &parent.types()[0];
@@ -721,4 +725,64 @@ proptest! {
             prop_assert_eq!(got, listed.into_iter().map(uuid).collect::<Vec<_>>());
         }
     }
+}
+
+#[test]
+fn the_core_registers_every_mdev_with_the_isolation_its_driver_chose() {
+    let bus = MdevBus::with_groups(Arc::new(SingletonGroups::new()));
+    let drv = TestDriver::new(Accounting::MaxInstances(8));
+    let parent = pci_parent(&bus, 0, &drv);
+    let backed = parent.types()[0].create(uuid(1)).unwrap();
+    let vendor = parent.types()[1].create(uuid(2)).unwrap();
+    let reg = backed.registration().unwrap();
+    assert_eq!(
+        reg.isolation(),
+        Isolation::IommuBacked {
+            iommu_device: drv.backing,
+            pasid: None
+        }
+    );
+    assert_eq!(reg.group(), backed.group());
+    let ops = backed.vfio_device().unwrap();
+    assert!(std::ptr::addr_eq(Arc::as_ptr(reg.ops()), Arc::as_ptr(&ops)));
+    assert_eq!(
+        vendor.registration().unwrap().isolation(),
+        Isolation::Emulated
+    );
+
+    // A PASID named from create makes it PASID-granular.
+    *drv.on_create.lock() = Some(Box::new(|m: &Mdev| m.set_iommu_pasid(7)));
+    let pasid = parent.types()[0].create(uuid(3)).unwrap();
+    assert_eq!(pasid.iommu_pasid(), Some(7));
+    assert_eq!(
+        pasid.registration().unwrap().isolation(),
+        Isolation::IommuBacked {
+            iommu_device: drv.backing,
+            pasid: Some(7)
+        }
+    );
+    // A PASID without an IOMMU device: EINVAL, nothing left behind.
+    let live = drv.live.load(Ordering::SeqCst);
+    *drv.on_create.lock() = Some(Box::new(|m: &Mdev| m.set_iommu_pasid(7)));
+    assert_eq!(errno(parent.types()[1].create(uuid(4))), Errno::INVAL);
+    assert!(bus.find(uuid(4)).is_none());
+    assert_eq!(drv.live.load(Ordering::SeqCst), live, "driver's remove ran");
+
+    // Remove unregisters the registration before the driver's remove.
+    let system = System::default_platform().unwrap();
+    let ictx = Ictx::new(system.iommu.clone());
+    let reg = vendor.registration().unwrap();
+    reg.bind_iommufd(&ictx).unwrap();
+    let seen = Arc::new(Mutex::new(None));
+    let (s, r) = (seen.clone(), reg.clone());
+    *drv.on_remove.lock() = Some(Box::new(move |_: &Mdev| {
+        *s.lock() = Some(r.devid());
+    }));
+    vendor.remove().unwrap();
+    assert_eq!(*seen.lock(), Some(None), "consumer unbound before remove");
+    assert_eq!(
+        reg.bind_iommufd(&ictx).unwrap_err().errno(),
+        Errno::NODEV,
+        "unregistered"
+    );
 }

@@ -1,7 +1,8 @@
 //! The registration kinds of a VFIO device and their iommufd binding: an
 //! emulated device (singleton group, DMA through an iommufd access whose
 //! unmaps reach the device), an mdev backed by its parent's IOMMU at RID
-//! granularity, and the PASID kind still refused.
+//! granularity (EBUSY while another consumer owns the backing group), and
+//! at PASID granularity (no ownership claimed, the PASID attached).
 
 use std::sync::Arc;
 
@@ -10,11 +11,12 @@ use rustix::io::Errno;
 use umdev_iommu::memory::MemoryObject;
 use umdev_iommu::system::System;
 use umdev_iommufd::access::Access;
-use umdev_iommufd::{Ictx, MapFlags};
+use umdev_iommufd::{HwptAllocFlags, HwptData, Ictx, MapFlags};
 use umdev_pci::Bdf;
 use umdev_vfio::device::{
     DeviceFlags, DeviceInfo, IrqInfo, OpenContext, RegionInfo, SetIrqs, VfioDeviceOps, VfioError,
 };
+use umdev_vfio::mdev::{SINGLETON_GROUP_BASE, SingletonGroups};
 use umdev_vfio::registration::{Isolation, VfioDevice};
 
 const IOVA: u64 = 0x10_0000;
@@ -122,8 +124,8 @@ fn rig() -> Rig {
 fn emulated_device_reaches_memory_through_its_access() {
     let r = rig();
     let mock = Arc::new(Mock::default());
-    let dev = VfioDevice::new_emulated(mock.clone());
-    let other = VfioDevice::new_emulated(Arc::new(Mock::default()));
+    let dev = VfioDevice::new_emulated(mock.clone()).unwrap();
+    let other = VfioDevice::new_emulated(Arc::new(Mock::default())).unwrap();
     assert_eq!(dev.isolation(), Isolation::Emulated);
     assert_ne!(dev.group(), other.group(), "each its own group");
     assert!(
@@ -158,7 +160,7 @@ fn emulated_device_reaches_memory_through_its_access() {
 #[test]
 fn emulated_bind_attach_errnos() {
     let r = rig();
-    let dev = VfioDevice::new_emulated(Arc::new(Mock::default()));
+    let dev = VfioDevice::new_emulated(Arc::new(Mock::default())).unwrap();
     assert_eq!(dev.attach_ioas(r.ioas).unwrap_err().errno(), Errno::INVAL);
     assert_eq!(dev.detach_ioas().unwrap_err().errno(), Errno::INVAL);
     dev.bind_iommufd(&r.ictx).unwrap();
@@ -175,7 +177,7 @@ fn emulated_bind_attach_errnos() {
         ..Mock::default()
     });
     let before = r.ictx.objects().len();
-    let dev2 = VfioDevice::new_emulated(refusing);
+    let dev2 = VfioDevice::new_emulated(refusing).unwrap();
     let err = dev2.bind_iommufd(&r.ictx).unwrap_err();
     assert_eq!(err.errno(), Errno::NOSPC);
     assert_eq!(r.ictx.objects().len(), before);
@@ -210,14 +212,112 @@ fn iommu_backed_rid_binds_the_parent_function() {
 }
 
 #[test]
-fn iommu_backed_pasid_is_refused_for_now() {
+fn singleton_groups_come_from_the_shared_allocator_and_go_back() {
+    let dev = VfioDevice::new_emulated(Arc::new(Mock::default())).unwrap();
+    let group = dev.group();
+    assert!(group >= SINGLETON_GROUP_BASE);
+    assert!(SingletonGroups::global().is_allocated(group));
+    drop(dev);
+    assert!(!SingletonGroups::global().is_allocated(group));
+}
+
+#[test]
+fn iommu_backed_rid_of_a_group_owned_elsewhere_is_ebusy() {
     let r = rig();
-    let kind = Isolation::IommuBacked {
-        iommu_device: "0000:01:00.0".parse().unwrap(),
-        pasid: Some(5),
+    let nic0: Bdf = "0000:04:00.0".parse().unwrap();
+    let nic1: Bdf = "0000:04:00.1".parse().unwrap();
+    for nic in [nic0, nic1] {
+        r.sys.platform.unbind("igb", nic).unwrap();
+    }
+    let backed = |bdf| Isolation::IommuBacked {
+        iommu_device: bdf,
+        pasid: None,
     };
+    let a = VfioDevice::new(Arc::new(Mock::default()), backed(nic0), 0x2_0002);
+    let b = VfioDevice::new(Arc::new(Mock::default()), backed(nic1), 0x2_0003);
+    a.bind_iommufd(&r.ictx).unwrap();
+    let other = Ictx::new(r.sys.iommu.clone());
+    // The raw claim says EPERM; the device layer says the group is busy.
+    assert_eq!(other.device_bind(nic1).unwrap_err().errno(), Errno::PERM);
+    assert_eq!(b.bind_iommufd(&other).unwrap_err().errno(), Errno::BUSY);
+    assert_eq!(b.devid(), None);
+    // The same consumer may hold both devices of the group.
+    b.bind_iommufd(&r.ictx).unwrap();
+    b.unbind().unwrap();
+    a.unbind().unwrap();
+    b.bind_iommufd(&other).unwrap();
+    b.unbind().unwrap();
+    // A group held by a kernel DMA-API driver stays EPERM.
+    r.sys.platform.bind("igb", nic0).unwrap();
+    assert_eq!(b.bind_iommufd(&other).unwrap_err().errno(), Errno::PERM);
+}
+
+#[test]
+fn iommu_backed_pasid_binds_only_the_pasid() {
+    let r = rig();
+    let dsa: Bdf = "0000:01:00.0".parse().unwrap();
+    // The function stays with its (DMA-API) kernel driver.
+    assert_eq!(r.sys.platform.driver_of(dsa).unwrap().name, "idxd");
+    let group = r.sys.iommu.device_group(dsa).unwrap();
+    let before = group.info();
+    let pasid = r.sys.iommu.alloc_global_pasid(dsa).unwrap();
+    let kind = Isolation::IommuBacked {
+        iommu_device: dsa,
+        pasid: Some(pasid),
+    };
+    // IOMMU_NO_PASID cannot be bound alone.
+    let err = r.ictx.device_bind_pasid(dsa, 0).unwrap_err();
+    assert_eq!(err.errno(), Errno::INVAL);
     let dev = VfioDevice::new(Arc::new(Mock::default()), kind, 0x2_0001);
-    let err = dev.bind_iommufd(&r.ictx).unwrap_err();
-    assert_eq!(err.errno(), Errno::OPNOTSUPP);
-    assert_eq!(dev.devid(), None);
+    let devid = dev.bind_iommufd(&r.ictx).unwrap();
+    assert_eq!(group.info(), before, "no ownership claimed");
+    // The consumer's own HWPT must be PASID-compatible, as for any PASID
+    // attach (the automatic one of an IOAS attach is allocated so).
+    let plain = r
+        .ictx
+        .hwpt_alloc(devid, r.ioas, HwptAllocFlags::empty(), HwptData::None)
+        .unwrap();
+    let err = r.ictx.device_attach(devid, pasid, plain).unwrap_err();
+    assert_eq!(err.errno(), Errno::INVAL);
+    r.ictx.destroy(plain).unwrap();
+    let hwpt = dev.attach_ioas(r.ioas).unwrap();
+    let domain = r.ictx.hwpt_domain(hwpt).unwrap();
+    assert!(Arc::ptr_eq(&group.pasid_domain(pasid).unwrap(), &domain));
+    assert!(Arc::ptr_eq(&group.domain(), &group.default_domain()));
+    // Nothing but its PASID: not the RID, not another PASID.
+    assert_eq!(
+        r.ictx.device_attach(devid, 0, r.ioas).unwrap_err().errno(),
+        Errno::PERM
+    );
+    assert_eq!(
+        r.ictx
+            .device_attach(devid, pasid + 1, r.ioas)
+            .unwrap_err()
+            .errno(),
+        Errno::PERM
+    );
+    // A second consumer can hold another PASID of the same function.
+    let other = Ictx::new(r.sys.iommu.clone());
+    let ioas2 = other.ioas_alloc().unwrap();
+    let pasid2 = r.sys.iommu.alloc_global_pasid(dsa).unwrap();
+    let kind2 = Isolation::IommuBacked {
+        iommu_device: dsa,
+        pasid: Some(pasid2),
+    };
+    let dev2 = VfioDevice::new(Arc::new(Mock::default()), kind2, 0x2_0004);
+    dev2.bind_iommufd(&other).unwrap();
+    let hwpt2 = dev2.attach_ioas(ioas2).unwrap();
+    assert!(Arc::ptr_eq(
+        &group.pasid_domain(pasid2).unwrap(),
+        &other.hwpt_domain(hwpt2).unwrap()
+    ));
+    dev.detach_ioas().unwrap();
+    assert!(group.pasid_domain(pasid).is_none());
+    dev.unbind().unwrap();
+    dev2.unbind().unwrap();
+    assert!(group.pasid_domain(pasid2).is_none());
+    assert_eq!(group.info(), before);
+    // The function can still be unbound and rebound by its kernel driver.
+    r.sys.platform.unbind("idxd", dsa).unwrap();
+    r.sys.platform.bind("idxd", dsa).unwrap();
 }

@@ -9,7 +9,6 @@ use parking_lot::Mutex;
 use umdev_pci::{Bdf, Platform};
 use umdev_vfio::device::{VfioDeviceOps, VfioError, irq};
 use umdev_vfio::mdev::{Accounting, Mdev, MdevDriver, MdevType, MdevUuid};
-use umdev_vfio::registration::{Isolation, VfioDevice};
 use umdev_vfio::vfio_pci::VfioPciDevice;
 
 use super::MdevPciError;
@@ -18,7 +17,6 @@ use super::MdevPciError;
 struct Instance {
     uuid: MdevUuid,
     pci: Arc<VfioPciDevice>,
-    vfio: Arc<VfioDevice>,
 }
 
 /// A wrapped function as an mdev parent driver: one instance, counted by
@@ -41,15 +39,6 @@ impl Wrapped {
         }
     }
 
-    /// The registered VFIO device of the mdev `uuid`, if it is this one's.
-    pub(super) fn vfio_device(&self, uuid: MdevUuid) -> Option<Arc<VfioDevice>> {
-        self.instance
-            .lock()
-            .as_ref()
-            .filter(|i| i.uuid == uuid)
-            .map(|i| i.vfio.clone())
-    }
-
     /// The pass-through device of the mdev `uuid`, if it is this one's.
     pub(super) fn pci_device(&self, uuid: MdevUuid) -> Option<Arc<VfioPciDevice>> {
         self.instance
@@ -59,8 +48,8 @@ impl Wrapped {
             .map(|i| i.pci.clone())
     }
 
-    /// Builds the pass-through device and registers it IOMMU-backed by
-    /// the whole RID of the wrapped function.
+    /// Builds the pass-through device; the mdev is IOMMU-backed by the
+    /// whole RID of the wrapped function (the core registers it so).
     fn instantiate(&self, mdev: &Mdev) -> Result<Arc<VfioPciDevice>, MdevPciError> {
         let bdf = self.bdf;
         let platform = self.platform.upgrade().ok_or(MdevPciError::Gone { bdf })?;
@@ -69,15 +58,9 @@ impl Wrapped {
         let pci = Arc::new(pci);
         // vfio_mdev_pci_create: mdev_set_iommu_device(mdev, &pdev->dev).
         mdev.set_iommu_device(bdf);
-        let isolation = Isolation::IommuBacked {
-            iommu_device: bdf,
-            pasid: None,
-        };
-        let vfio = VfioDevice::new(pci.clone(), isolation, mdev.group());
         *self.instance.lock() = Some(Instance {
             uuid: mdev.uuid(),
             pci: pci.clone(),
-            vfio,
         });
         Ok(pci)
     }
@@ -121,8 +104,17 @@ impl MdevDriver for Wrapped {
         }
     }
 
-    /// `vfio_mdev_pci_remove`: the consumer is asked to release the device
-    /// (REQ), then unbound; the instance is given back.
+    /// `vfio_pci_core_request`: the REQ interrupt asks the consumer to
+    /// release the device.
+    fn request(&self, mdev: &Mdev) {
+        if let Some(pci) = self.pci_device(mdev.uuid()) {
+            pci.trigger(irq::REQ, 0);
+        }
+    }
+
+    /// `vfio_mdev_pci_remove`: the consumer is already unbound (the core
+    /// asked with [`Self::request`] and unregistered); the instance is
+    /// given back.
     fn remove(&self, mdev: &Mdev) {
         let taken = {
             let mut instance = self.instance.lock();
@@ -131,9 +123,7 @@ impl MdevDriver for Wrapped {
                 _ => None,
             }
         };
-        if let Some(i) = taken {
-            i.pci.trigger(irq::REQ, 0);
-            i.vfio.unregister();
+        if taken.is_some() {
             self.avail.fetch_add(1, Ordering::AcqRel);
         }
     }

@@ -9,7 +9,7 @@
 //!   does for a missing BAR.
 //! - IRQs follow `mtty_get_irq_info`: INTx with one vector (EVENTFD,
 //!   MASKABLE, AUTOMASKED), MSI with one vector (EVENTFD, NORESIZE); MSI-X,
-//!   ERR and REQ have no vectors.
+//!   ERR and REQ have no vectors (flags as vfio-pci reports them).
 //! - The model's interrupts go through the table: under INTx they are
 //!   automasked, and the model's level ([`MttyDevice::irq_pending`]) is the
 //!   INTx line, so a condition that arrived while masked fires again on
@@ -29,13 +29,13 @@ use parking_lot::RwLock;
 use rustix::io::Errno;
 use umdev_pci::regs::{PCI_COMMAND, PCI_COMMAND_INTX_DISABLE};
 use umdev_vfio::device::{
-    DeviceFlags, DeviceInfo, IrqInfo, IrqInfoFlags, RegionFlags, RegionInfo, SetIrqs,
-    VfioDeviceOps, VfioError, irq, region,
+    DeviceInfo, IrqInfo, RegionInfo, SetIrqs, VfioDeviceOps, VfioError, irq, region,
 };
 use umdev_vfio::irqs::IrqTable;
 
 use super::{MttyDevice, MttyError, MttyParent, MttyType};
 use crate::irq::Interrupts;
+use crate::vpci;
 
 /// Vectors per VFIO IRQ index (`mtty_get_irq_info`): INTx 1, MSI 1.
 const MTTY_IRQ_COUNTS: [u32; irq::NUM as usize] = [1, 1, 0, 0, 0];
@@ -153,34 +153,17 @@ impl VfioDeviceOps for MttyVfio {
     /// `mtty_get_device_info`: a PCI device with reset, all vfio-pci
     /// regions and IRQ indexes.
     fn info(&self) -> DeviceInfo {
-        DeviceInfo {
-            flags: DeviceFlags::PCI | DeviceFlags::RESET,
-            num_regions: region::NUM,
-            num_irqs: irq::NUM,
-        }
+        vpci::device_info()
     }
 
     /// `mtty_get_region_info`: EINVAL past `VFIO_PCI_NUM_REGIONS`.
     fn region_info(&self, index: u32) -> Result<RegionInfo, VfioError> {
-        if index >= region::NUM {
-            return Err(VfioError::NoRegion { index });
-        }
         let size = self.with_device(|dev| match index {
             region::CONFIG => dev.config_size(),
             region::BAR0..=region::BAR5 => dev.bar_size(index),
             _ => 0,
         })?;
-        let flags = if size == 0 {
-            RegionFlags::empty()
-        } else {
-            RegionFlags::READ | RegionFlags::WRITE
-        };
-        Ok(RegionInfo {
-            index,
-            flags,
-            size,
-            sparse_mmap: Vec::new(),
-        })
+        vpci::region_info(index, size)
     }
 
     /// `mtty_read`: config space (EFAULT outside it), a port's registers
@@ -215,21 +198,9 @@ impl VfioDeviceOps for MttyVfio {
         })?
     }
 
-    /// `mtty_get_irq_info`.
+    /// `mtty_get_irq_info`, with vfio-pci's flags.
     fn irq_info(&self, index: u32) -> Result<IrqInfo, VfioError> {
-        let count = *MTTY_IRQ_COUNTS
-            .get(index as usize)
-            .ok_or(VfioError::NoIrq { index })?;
-        let flags = match index {
-            irq::INTX => IrqInfoFlags::EVENTFD | IrqInfoFlags::MASKABLE | IrqInfoFlags::AUTOMASKED,
-            irq::MSI => IrqInfoFlags::EVENTFD | IrqInfoFlags::NORESIZE,
-            _ => IrqInfoFlags::empty(),
-        };
-        Ok(IrqInfo {
-            index,
-            flags,
-            count,
-        })
+        vpci::irq_info(&MTTY_IRQ_COUNTS, index)
     }
 
     /// `mtty_set_irqs`, with vfio-pci's rules (one type at a time, INTx

@@ -46,9 +46,10 @@ pub struct MdevBus {
 }
 
 impl MdevBus {
-    /// An empty bus with its own group-number allocator.
+    /// An empty bus numbering mdev groups from the process-wide
+    /// [`SingletonGroups::global`], which emulated VFIO devices share.
     pub fn new() -> Arc<Self> {
-        Self::with_groups(Arc::new(SingletonGroups::new()))
+        Self::with_groups(SingletonGroups::global().clone())
     }
 
     /// An empty bus numbering mdev groups from `groups`, which may be

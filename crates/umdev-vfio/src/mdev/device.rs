@@ -9,6 +9,7 @@ use umdev_pci::Bdf;
 
 use super::{MdevError, MdevParent, MdevType, MdevUuid, ParentDevice};
 use crate::device::VfioDeviceOps;
+use crate::registration::{Isolation, VfioDevice};
 
 /// A mediated device. Created through [`MdevType::create`]; the core keeps
 /// it listed until it is removed ([`Mdev::remove`]) or its parent is
@@ -28,7 +29,9 @@ pub struct Mdev {
     type_name: String,
     group: u32,
     ops: OnceLock<Arc<dyn VfioDeviceOps>>,
+    registration: OnceLock<Arc<VfioDevice>>,
     iommu_device: Mutex<Option<Bdf>>,
+    iommu_pasid: Mutex<Option<u32>>,
     iommu_domain: Mutex<Option<Arc<Domain>>>,
 }
 
@@ -43,7 +46,9 @@ impl Mdev {
             type_name: mtype.name(),
             group,
             ops: OnceLock::new(),
+            registration: OnceLock::new(),
             iommu_device: Mutex::new(None),
+            iommu_pasid: Mutex::new(None),
             iommu_domain: Mutex::new(None),
         }
     }
@@ -98,9 +103,44 @@ impl Mdev {
         self.ops.get().cloned()
     }
 
-    pub(super) fn set_vfio_device(&self, ops: Arc<dyn VfioDeviceOps>) {
-        // Set once, by the core, right after the driver's create returned.
+    /// The isolation the parent driver chose in its create: vendor-defined
+    /// without an IOMMU device, else IOMMU-backed by the IOMMU device's
+    /// RID or, with a PASID, by that PASID of it. `None` for a PASID
+    /// without an IOMMU device.
+    pub fn isolation(&self) -> Option<Isolation> {
+        match (self.iommu_device(), self.iommu_pasid()) {
+            (None, None) => Some(Isolation::Emulated),
+            (None, Some(_)) => None,
+            (Some(iommu_device), pasid) => Some(Isolation::IommuBacked {
+                iommu_device,
+                pasid,
+            }),
+        }
+    }
+
+    /// The VFIO device a consumer binds (`vfio_register_emulated_iommu_dev`
+    /// or the IOMMU-backed registration), made by the core when the
+    /// parent driver's create returned, with the mdev's group and
+    /// [`Self::isolation`]; unregistered (its consumer unbound) when the
+    /// mdev is removed, before the driver's remove runs. `None` only while
+    /// the create is running.
+    pub fn registration(&self) -> Option<Arc<VfioDevice>> {
+        self.registration.get().cloned()
+    }
+
+    /// Called once by the core right after the driver's create returned:
+    /// records the ops and registers them. The registration reports the
+    /// domain attached for the mdev to [`Self::set_iommu_domain`].
+    pub(super) fn register(self: &Arc<Self>, ops: Arc<dyn VfioDeviceOps>, isolation: Isolation) {
+        let me = Arc::downgrade(self);
+        let observer = Box::new(move |domain: Option<Arc<Domain>>| {
+            if let Some(mdev) = me.upgrade() {
+                mdev.set_iommu_domain(domain);
+            }
+        });
+        let vfio = VfioDevice::new_observed(ops.clone(), isolation, self.group, observer);
         let _ = self.ops.set(ops);
+        let _ = self.registration.set(vfio);
     }
 
     /// `mdev_set_iommu_device`: the parent driver names the PCI function
@@ -114,6 +154,21 @@ impl Mdev {
     /// in the IOMMU, or `None` for vendor-defined isolation.
     pub fn iommu_device(&self) -> Option<Bdf> {
         *self.iommu_device.lock()
+    }
+
+    /// The parent driver of a Scalable-IOV mdev names the PASID its IOMMU
+    /// device tags the mdev's DMA with (from its create, with
+    /// [`Self::set_iommu_device`]): the mdev is then IOMMU-backed at that
+    /// PASID only (the aux-domain PASID of the 2019 series, which the
+    /// driver read back with `iommu_aux_get_pasid`; here the driver
+    /// allocates it with `iommu_alloc_global_pasid` and says so).
+    pub fn set_iommu_pasid(&self, pasid: u32) {
+        *self.iommu_pasid.lock() = Some(pasid);
+    }
+
+    /// The PASID set by [`Self::set_iommu_pasid`].
+    pub fn iommu_pasid(&self) -> Option<u32> {
+        *self.iommu_pasid.lock()
     }
 
     /// `mdev_set_iommu_domain`: record the domain attached to the IOMMU

@@ -119,10 +119,21 @@ pub trait MdevDriver: Send + Sync {
     }
 
     /// Probe: make `mdev` a VFIO device. The driver may opt in to IOMMU
-    /// isolation here with [`Mdev::set_iommu_device`]. An error fails the
-    /// create with the error's errno.
+    /// isolation here with [`Mdev::set_iommu_device`] (and, for one PASID
+    /// of that function, [`Mdev::set_iommu_pasid`]); the core registers the
+    /// returned ops accordingly ([`Mdev::registration`]). An error fails
+    /// the create with the error's errno.
     fn create(&self, mdev: &Mdev) -> Result<Arc<dyn VfioDeviceOps>, VfioError>;
 
-    /// Remove: the mdev is going away; give back what create took.
+    /// `vfio_device_ops.request`: the mdev is being removed while a
+    /// consumer holds it; ask the consumer to release it (signal the REQ
+    /// interrupt). Called by the core before it unregisters the mdev's
+    /// registration, which then unbinds the consumer.
+    fn request(&self, mdev: &Mdev) {
+        let _ = mdev;
+    }
+
+    /// Remove: the mdev is going away; give back what create took. The
+    /// mdev's registration is already unregistered (no consumer is bound).
     fn remove(&self, mdev: &Mdev);
 }

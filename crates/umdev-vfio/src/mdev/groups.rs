@@ -1,5 +1,7 @@
 //! Group numbers for devices that are their own singleton group (mdevs,
-//! and any emulated device with vendor-defined isolation).
+//! and any emulated device with vendor-defined isolation): one allocator,
+//! [`SingletonGroups::global`], numbers both (an [`super::MdevBus`] uses it
+//! unless given another, and `VfioDevice::new_emulated` takes from it).
 //!
 //! Linux allocates every `iommu_group->id` from one IDA, so a VFIO
 //! emulated-IOMMU group (`vfio_noiommu_group_alloc` → `iommu_group_alloc`)
@@ -14,6 +16,7 @@
 //! config space): the two ranges cannot meet.
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
@@ -34,6 +37,13 @@ impl SingletonGroups {
     /// An empty allocator.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The process-wide allocator, as Linux numbers every `iommu_group`
+    /// of the system from one IDA.
+    pub fn global() -> &'static Arc<SingletonGroups> {
+        static GLOBAL: OnceLock<Arc<SingletonGroups>> = OnceLock::new();
+        GLOBAL.get_or_init(|| Arc::new(SingletonGroups::new()))
     }
 
     /// The lowest free number at or above [`SINGLETON_GROUP_BASE`];

@@ -17,6 +17,10 @@
 //!   parent first.
 //! - Every mdev is its own singleton group, numbered from
 //!   [`SingletonGroups`] in a range that platform IOMMU groups never reach.
+//! - The core registers every mdev as a VFIO device with the isolation
+//!   its driver chose ([`Mdev::registration`]).
+//! - [`PciParents`] keeps the parents of a PCI parent driver, one per
+//!   bound function.
 //!
 //! # Parent device vs IOMMU device
 //!
@@ -48,6 +52,7 @@ mod driver;
 mod error;
 mod groups;
 mod parent;
+mod pci_parents;
 mod sysfs;
 mod uuid;
 
@@ -57,4 +62,5 @@ pub use driver::{Accounting, MdevDriver, MdevTypeDesc, ParentDevice, ParentId};
 pub use error::MdevError;
 pub use groups::{SINGLETON_GROUP_BASE, SingletonGroups};
 pub use parent::{MdevParent, MdevType};
+pub use pci_parents::PciParents;
 pub use uuid::{MdevUuid, UUID_STRING_LEN};

@@ -12,6 +12,7 @@ use super::uuid::UUID_STRING_LEN;
 use super::{
     Accounting, Mdev, MdevBus, MdevDriver, MdevError, MdevTypeDesc, MdevUuid, ParentDevice,
 };
+use crate::device::VfioError;
 
 /// A device registered as an mdev parent. Dropping the last handle
 /// unregisters it.
@@ -150,6 +151,12 @@ impl MdevParent {
     /// remove, then unlisting, the instance back and the group freed.
     /// Called with the unregistration lock held.
     fn remove_common(&self, mdev: &Mdev) {
+        if let Some(vfio) = mdev.registration() {
+            if vfio.devid().is_some() {
+                self.driver.request(mdev);
+            }
+            vfio.unregister();
+        }
         self.driver.remove(mdev);
         self.release(mdev);
     }
@@ -216,7 +223,19 @@ impl MdevParent {
             return Err(self.gone());
         };
         match self.driver.create(&mdev) {
-            Ok(ops) => mdev.set_vfio_device(ops),
+            Ok(ops) => match mdev.isolation() {
+                Some(isolation) => mdev.register(ops, isolation),
+                None => {
+                    // A PASID without an IOMMU device names no place in
+                    // the IOMMU: the driver's create is refused.
+                    self.driver.remove(&mdev);
+                    self.release(&mdev);
+                    return Err(MdevError::Driver(VfioError::Errno {
+                        what: "mdev PASID without an IOMMU device",
+                        errno: rustix::io::Errno::INVAL,
+                    }));
+                }
+            },
             Err(e) => {
                 self.release(&mdev);
                 return Err(MdevError::Driver(e));
