@@ -210,4 +210,25 @@ fn sdma_fill_through_message_based_dma() {
         3000 + COMPLETION_SIZE as u64
     );
     assert!(log.writes.len() >= 4);
+
+    // A memmove of the fill to a distant buffer, then one overlapping
+    // itself upwards: both through DMA_READ / DMA_WRITE messages, with
+    // memmove's semantics kept across the bounce chunks.
+    let far = DATA + 0x8000;
+    for (slot, src, dst, len) in [(1u32, DATA, far, 3000u32), (2, far, far + 5, 3000)] {
+        let desc = Descriptor::memmove(src, dst, len).with_completion(CR, false);
+        let at = slot as usize * 64;
+        guest[at..at + 64].copy_from_slice(&desc.encode());
+        guest[cr] = 0;
+        let expect = guest[(src - IOVA) as usize..][..len as usize].to_vec();
+        let id = write(&mut c, region::BAR0, WQ_TAIL, &(slot + 1).to_le_bytes());
+        let (m, _) = c.serve_dma_until(id, &mut guest, IOVA, 1024);
+        assert_eq!(RawClient::errno(&m), 0);
+        assert_eq!(guest[cr], 1, "memmove {slot} completed successfully");
+        assert_eq!(
+            &guest[(dst - IOVA) as usize..][..len as usize],
+            &expect[..],
+            "memmove {slot} moved the bytes"
+        );
+    }
 }

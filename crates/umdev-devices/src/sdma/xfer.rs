@@ -2,8 +2,8 @@
 //!
 //! An operation first translates each operand through the [`Dma`] trait
 //! (with the work queue's PASID) and then moves bytes between the
-//! host-physical pieces, outside every IOMMU lock and without a bounce
-//! buffer for copies. A range that faults part-way is kept as its
+//! host-physical pieces, outside every IOMMU lock and, for memory with a
+//! direct view, without a bounce buffer for copies. A range that faults part-way is kept as its
 //! translatable prefix plus the fault, so an operation can do what a
 //! streaming engine would have done before reaching the faulting page.
 //!
@@ -147,8 +147,15 @@ enum Side {
     Dst,
 }
 
+/// Bounce-buffer chunk for copies that touch remote memory.
+const BOUNCE: u64 = 64 * 1024;
+
 /// Copies `n` host-physical bytes with `memmove` semantics.
 fn copy_phys(mem: &HostMemory, src: PhysAddr, dst: PhysAddr, n: u64) -> Result<(), Side> {
+    let remote = |addr| mem.with_object(addr, n, |o, _| o.is_remote());
+    if remote(src).map_err(|_| Side::Src)? || remote(dst).map_err(|_| Side::Dst)? {
+        return bounce_phys(mem, src, dst, n);
+    }
     mem.with_object(src, n, |from, from_off| {
         let from = from.slice(from_off, n).map_err(|_| Side::Src)?;
         mem.with_object(dst, n, |to, to_off| {
@@ -158,6 +165,25 @@ fn copy_phys(mem: &HostMemory, src: PhysAddr, dst: PhysAddr, n: u64) -> Result<(
         .map_err(|_| Side::Dst)?
     })
     .map_err(|_| Side::Src)?
+}
+
+/// [`copy_phys`] through a bounce buffer, for memory without a direct view
+/// (guest RAM reached by vfio-user DMA_READ / DMA_WRITE messages). Chunks
+/// run downwards when `dst` is above `src`, so an overlapping range is
+/// still moved as by `memmove`.
+fn bounce_phys(mem: &HostMemory, src: PhysAddr, dst: PhysAddr, n: u64) -> Result<(), Side> {
+    let mut buf = vec![0u8; n.min(BOUNCE) as usize];
+    let mut chunks = (0..n.div_ceil(BOUNCE)).map(|i| i * BOUNCE);
+    let mut step = |at: u64| {
+        let chunk = &mut buf[..(n - at).min(BOUNCE) as usize];
+        mem.read(src + at, chunk).map_err(|_| Side::Src)?;
+        mem.write(dst + at, chunk).map_err(|_| Side::Dst)
+    };
+    if dst > src {
+        chunks.rev().try_for_each(&mut step)
+    } else {
+        chunks.try_for_each(&mut step)
+    }
 }
 
 /// Copies the first `len` bytes of `src` to `dst` (both translated that
