@@ -57,12 +57,13 @@ fn a_stale_mount_is_cleaned_up_and_a_live_one_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let stale = dir.path().join("sys");
     std::fs::create_dir(&stale).unwrap();
-    // A FUSE mount whose server (this shell's /dev/fuse fd) is gone.
+    // A FUSE mount whose server (this shell's /dev/fuse fd) is gone; `-i`
+    // keeps mount(8) from calling fuse3's mount.fuse helper.
     let ok = Command::new("bash")
         .arg("-c")
         .arg(
             "exec 3<>/dev/fuse && \
-             mount -t fuse -o fd=3,rootmode=40000,user_id=0,group_id=0 stale \"$0\"",
+             mount -i -t fuse -o fd=3,rootmode=40000,user_id=0,group_id=0 stale \"$0\"",
         )
         .arg(&stale)
         .status()
