@@ -457,3 +457,28 @@ fn without_the_sysfs_tree_the_daemon_still_serves_and_persists() {
     let d = Daemon::try_start(&root, &["--no-sysfs"]).unwrap();
     assert_eq!(mdev_uuids(&d.ok(json!({"op": "list"}))), [U1]);
 }
+
+/// The seed 004 recipe, as the shell script `tests/sysfs/seed004.sh`, run
+/// against this daemon's tree bound over `/sys`; the model agrees after.
+#[test]
+fn seed_004_recipe_runs_literally_against_the_daemons_mount() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&dir.path().join("root"));
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sysfs/seed004.sh");
+    let out = Command::new(script)
+        .arg(d.sys())
+        .output()
+        .expect("run seed004.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "seed004.sh failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("second create: ENOSPC"), "{stdout}");
+    let nvme = function(&d.ok(json!({"op": "topology"})), "0000:05:00.0");
+    assert_eq!(nvme["driver"], "mdev-pci", "{nvme}");
+    let list = d.ok(json!({"op": "list"}));
+    assert!(mdev_uuids(&list).is_empty(), "{list}");
+}
