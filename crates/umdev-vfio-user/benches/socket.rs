@@ -11,7 +11,9 @@
 //!   DMA test engine copying between a memfd map and an fd-less map that
 //!   the client serves with DMA_WRITE / DMA_READ replies (1 MiB pieces);
 //! - `sdma/memmove`: an sdma mdev memmove posted through the ring in an
-//!   fd-mapped memfd (doorbell = one REGION_WRITE), bytes moved per second.
+//!   fd-mapped memfd (doorbell = one REGION_WRITE), bytes moved per second;
+//! - `{dma_msg,sdma}/memcpy_baseline`: a plain memcpy of the same bytes in
+//!   the same run, the baseline the DMA figures are reported against.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -22,6 +24,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 use std::os::unix::net::UnixStream;
 
+use criterion::measurement::WallTime;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use support::{RawClient, Rig, memfd};
 use umdev_devices::dmatest::regs::*;
@@ -171,7 +174,20 @@ fn dma_msg(c: &mut Criterion) {
             })
         });
     }
+    memcpy_baseline(&mut group, LEN as usize);
     group.finish();
+}
+
+/// A plain memcpy of `len` bytes between two buffers, in `group`.
+fn memcpy_baseline(group: &mut criterion::BenchmarkGroup<'_, WallTime>, len: usize) {
+    let src = vec![0x5au8; len];
+    let mut dst = vec![0u8; len];
+    group.bench_function("memcpy_baseline", |bench| {
+        bench.iter(|| {
+            dst.copy_from_slice(black_box(&src));
+            black_box(&mut dst);
+        })
+    });
 }
 
 const SLOTS: u32 = 16;
@@ -239,6 +255,7 @@ fn sdma(c: &mut Criterion) {
             assert_eq!(status[0], 1, "memmove completed successfully");
         })
     });
+    memcpy_baseline(&mut group, MOVE as usize);
     group.finish();
 }
 

@@ -176,8 +176,10 @@ impl Session {
         let data = match data {
             IrqSetData::None => IrqData::None,
             IrqSetData::Bool(v) => IrqData::Bool(v),
+            // Never more slots than the index has vectors: a count past
+            // them fails validation (EINVAL) instead of allocating it.
             IrqSetData::Eventfds(fds) if fds.is_empty() => {
-                IrqData::Eventfd((0..count).map(|_| None).collect())
+                IrqData::Eventfd((0..count.min(info.count)).map(|_| None).collect())
             }
             IrqSetData::Eventfds(fds) => IrqData::Eventfd(
                 fds.into_iter()
