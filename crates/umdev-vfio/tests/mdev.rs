@@ -446,7 +446,9 @@ fn remove_errno_table() {
 
 #[test]
 fn create_and_remove_during_unregistration_fail_with_enodev() {
-    let bus = MdevBus::new();
+    // Its own group allocator: the global one is shared with the tests
+    // running in parallel, which may take a freed number at once.
+    let bus = MdevBus::with_groups(Arc::new(SingletonGroups::new()));
     let drv = TestDriver::new(Accounting::MaxInstances(4));
     let parent = pci_parent(&bus, 0, &drv);
     let a = parent.types()[0].clone();

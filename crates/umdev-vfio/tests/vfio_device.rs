@@ -106,6 +106,11 @@ struct Rig {
     mem: Arc<MemoryObject>,
 }
 
+/// Held by every test that takes numbers from the process-wide singleton
+/// group allocator, so that a number one test frees is not taken by a
+/// test running in parallel before the first checks it went back.
+static GLOBAL_GROUPS: Mutex<()> = Mutex::new(());
+
 fn rig() -> Rig {
     let sys = System::default_platform().unwrap();
     let ictx = Ictx::new(sys.iommu.clone());
@@ -122,6 +127,7 @@ fn rig() -> Rig {
 
 #[test]
 fn emulated_device_reaches_memory_through_its_access() {
+    let _global = GLOBAL_GROUPS.lock();
     let r = rig();
     let mock = Arc::new(Mock::default());
     let dev = VfioDevice::new_emulated(mock.clone()).unwrap();
@@ -159,6 +165,7 @@ fn emulated_device_reaches_memory_through_its_access() {
 
 #[test]
 fn emulated_bind_attach_errnos() {
+    let _global = GLOBAL_GROUPS.lock();
     let r = rig();
     let dev = VfioDevice::new_emulated(Arc::new(Mock::default())).unwrap();
     assert_eq!(dev.attach_ioas(r.ioas).unwrap_err().errno(), Errno::INVAL);
@@ -213,6 +220,7 @@ fn iommu_backed_rid_binds_the_parent_function() {
 
 #[test]
 fn singleton_groups_come_from_the_shared_allocator_and_go_back() {
+    let _global = GLOBAL_GROUPS.lock();
     let dev = VfioDevice::new_emulated(Arc::new(Mock::default())).unwrap();
     let group = dev.group();
     assert!(group >= SINGLETON_GROUP_BASE);
