@@ -52,17 +52,8 @@ fn a_clients_dma_and_faults_are_charged_to_its_mdev() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(&dir.path().join("root"));
     // Seed 004: the NVMe function wrapped by mdev-pci, one mdev on it.
-    d.ok(json!({"op": "unbind", "bdf": NVME}));
-    d.ok(json!({"op": "new_id", "driver": "mdev-pci", "id": "8086 0953"}));
-    let list = d.ok(json!({"op": "list"}));
-    let parent = list["parents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == NVME)
-        .unwrap()
-        .clone();
-    d.ok(json!({"op": "create", "parent": NVME, "type": parent["types"][0]["name"], "uuid": U1}));
+    let mdev_type = d.wrap_nvme_with_mdev_pci(NVME);
+    d.ok(json!({"op": "create", "parent": NVME, "type": mdev_type, "uuid": U1}));
     let socket = d.root.join(format!("run/umdev/{U1}.sock"));
 
     let mut client = Client::new(&socket).expect("vfio-user negotiation");

@@ -329,17 +329,7 @@ fn dynamic_ids_vfs_overrides_bindings_and_mdevs_are_restored_in_a_working_order(
         "0000:07:02.1",
     );
     // mdev-pci takes the NVMe function through a dynamic id (seed 004).
-    d.ok(json!({"op": "unbind", "bdf": nvme}));
-    d.ok(json!({"op": "new_id", "driver": "mdev-pci", "id": "8086 0953"}));
-    let list = d.ok(json!({"op": "list"}));
-    let parent = list["parents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == nvme)
-        .expect("the NVMe function became an mdev parent")
-        .clone();
-    let mdev_type = parent["types"][0]["name"].as_str().unwrap().to_owned();
+    let mdev_type = d.wrap_nvme_with_mdev_pci(nvme);
     d.ok(json!({"op": "create", "parent": nvme, "type": mdev_type, "uuid": U1}));
     // Two VFs, the second moved to vfio-pci.
     d.ok(json!({"op": "sriov_numvfs", "bdf": pf, "num_vfs": 2}));

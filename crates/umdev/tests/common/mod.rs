@@ -102,6 +102,22 @@ impl Daemon {
         reply["result"].clone()
     }
 
+    /// Seed 004 through the control socket: unbinds the NVMe function
+    /// `bdf` (8086:0953) and lets mdev-pci take it by `new_id`; the name of
+    /// the one mdev type it then offers.
+    pub fn wrap_nvme_with_mdev_pci(&self, bdf: &str) -> String {
+        self.ok(json!({"op": "unbind", "bdf": bdf}));
+        self.ok(json!({"op": "new_id", "driver": "mdev-pci", "id": "8086 0953"}));
+        let list = self.ok(json!({"op": "list"}));
+        let parent = list["parents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == bdf)
+            .unwrap_or_else(|| panic!("{bdf} became no mdev parent: {list}"));
+        parent["types"][0]["name"].as_str().unwrap().to_owned()
+    }
+
     /// A request that must fail; its errno.
     pub fn errno(&self, op: Value) -> i64 {
         let reply = self.request(with_version(op));
