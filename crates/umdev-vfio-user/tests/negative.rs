@@ -47,6 +47,28 @@ fn version_payload(major: u16, minor: u16, json: &str) -> Vec<u8> {
 
 /// Connects and negotiates VERSION 0.0 like QEMU (with a small transfer
 /// size).
+/// An mtty mdev served on a socket, kept alive as long as the value.
+struct ServedMtty {
+    path: std::path::PathBuf,
+    _server: umdev_vfio_user::ServerHandle,
+    _mdev: std::sync::Arc<umdev_vfio::mdev::Mdev>,
+    _rig: Rig,
+}
+
+impl ServedMtty {
+    fn new() -> Self {
+        let rig = Rig::new();
+        let (mdev, tty) = rig.mtty();
+        let (server, path) = rig.serve("mtty", tty);
+        Self {
+            path,
+            _server: server,
+            _mdev: mdev,
+            _rig: rig,
+        }
+    }
+}
+
 fn connect(path: &Path) -> RawClient {
     let mut c = RawClient::connect(path);
     let json =
@@ -254,10 +276,8 @@ fn a_bad_version_is_answered_then_disconnected() {
 
 #[test]
 fn wrong_argsz_and_lengths_are_einval_and_the_stream_stays_in_sync() {
-    let rig = Rig::new();
-    let (_m, tty) = rig.mtty();
-    let (_server, path) = rig.serve("mtty", tty);
-    let mut c = connect(&path);
+    let served = ServedMtty::new();
+    let mut c = connect(&served.path);
 
     let mut bad: Vec<(Command, Vec<u8>)> = Vec::new();
     // DMA_MAP: argsz is the request size, exactly 32.
@@ -368,10 +388,8 @@ fn wrong_argsz_and_lengths_are_einval_and_the_stream_stays_in_sync() {
 
 #[test]
 fn unknown_and_server_only_commands_are_einval_with_their_payload_consumed() {
-    let rig = Rig::new();
-    let (_m, tty) = rig.mtty();
-    let (_server, path) = rig.serve("mtty", tty);
-    let mut c = connect(&path);
+    let served = ServedMtty::new();
+    let mut c = connect(&served.path);
     for cmd in [
         0,
         Command::DMA_READ.0,
@@ -406,10 +424,8 @@ fn unknown_and_server_only_commands_are_einval_with_their_payload_consumed() {
 
 #[test]
 fn fds_on_the_wrong_command_and_too_many_fds() {
-    let rig = Rig::new();
-    let (_m, tty) = rig.mtty();
-    let (_server, path) = rig.serve("mtty", tty);
-    let mut c = connect(&path);
+    let served = ServedMtty::new();
+    let mut c = connect(&served.path);
     let info = DeviceInfo {
         argsz: 16,
         ..DeviceInfo::new_zeroed()
@@ -511,10 +527,8 @@ fn fds_on_the_wrong_command_and_too_many_fds() {
 
 #[test]
 fn region_accesses_out_of_bounds_are_refused() {
-    let rig = Rig::new();
-    let (_m, tty) = rig.mtty();
-    let (_server, path) = rig.serve("mtty", tty);
-    let mut c = connect(&path);
+    let served = ServedMtty::new();
+    let mut c = connect(&served.path);
     assert_eq!(
         r32(&mut c, region::CONFIG, 0).map(|v| v & 0xffff),
         Ok(u32::from(MTTY_VENDOR_ID))
@@ -574,10 +588,8 @@ fn region_accesses_out_of_bounds_are_refused() {
 
 #[test]
 fn pipelined_requests_with_reused_ids_are_answered_in_order() {
-    let rig = Rig::new();
-    let (_m, tty) = rig.mtty();
-    let (_server, path) = rig.serve("mtty", tty);
-    let mut c = connect(&path);
+    let served = ServedMtty::new();
+    let mut c = connect(&served.path);
     let info = DeviceInfo {
         argsz: 16,
         ..DeviceInfo::new_zeroed()
