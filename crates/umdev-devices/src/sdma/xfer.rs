@@ -150,21 +150,28 @@ enum Side {
 /// Bounce-buffer chunk for copies that touch remote memory.
 const BOUNCE: u64 = 64 * 1024;
 
-/// Copies `n` host-physical bytes with `memmove` semantics.
+/// Copies `n` host-physical bytes with `memmove` semantics: directly
+/// between the two objects' views, or through [`bounce_phys`] when either
+/// is remote.
 fn copy_phys(mem: &HostMemory, src: PhysAddr, dst: PhysAddr, n: u64) -> Result<(), Side> {
-    let remote = |addr| mem.with_object(addr, n, |o, _| o.is_remote());
-    if remote(src).map_err(|_| Side::Src)? || remote(dst).map_err(|_| Side::Dst)? {
-        return bounce_phys(mem, src, dst, n);
-    }
-    mem.with_object(src, n, |from, from_off| {
-        let from = from.slice(from_off, n).map_err(|_| Side::Src)?;
-        mem.with_object(dst, n, |to, to_off| {
-            from.copy_to_volatile_slice(to.slice(to_off, n).map_err(|_| Side::Dst)?);
-            Ok(())
+    let copied = mem
+        .with_object(src, n, |from, from_off| {
+            mem.with_object(dst, n, |to, to_off| {
+                if from.is_remote() || to.is_remote() {
+                    return Ok(false);
+                }
+                let from = from.slice(from_off, n).map_err(|_| Side::Src)?;
+                from.copy_to_volatile_slice(to.slice(to_off, n).map_err(|_| Side::Dst)?);
+                Ok(true)
+            })
+            .map_err(|_| Side::Dst)?
         })
-        .map_err(|_| Side::Dst)?
-    })
-    .map_err(|_| Side::Src)?
+        .map_err(|_| Side::Src)??;
+    if copied {
+        Ok(())
+    } else {
+        bounce_phys(mem, src, dst, n)
+    }
 }
 
 /// [`copy_phys`] through a bounce buffer, for memory without a direct view
