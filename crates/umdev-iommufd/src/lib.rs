@@ -31,6 +31,8 @@ pub mod io_pagetable;
 pub mod ioas;
 pub mod object;
 mod option;
+#[cfg(feature = "selftest")]
+pub mod selftest;
 pub mod vfio_compat;
 
 pub use dirty::{DirtyRange, DirtyTrackingFlags, GetDirtyBitmapFlags};
