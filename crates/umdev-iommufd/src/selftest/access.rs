@@ -169,8 +169,7 @@ impl SelftestAccess {
                 what: "access rw flags",
             });
         }
-        self.access
-            .rw(iova, buf, flags & MOCK_ACCESS_RW_WRITE != 0)
+        self.access.rw(iova, buf, flags & MOCK_ACCESS_RW_WRITE != 0)
     }
 
     /// IOMMU_TEST_OP_ACCESS_REPLACE_IOAS.

@@ -39,7 +39,12 @@ fn invalid(what: &'static str) -> IommufdError {
 /// The mock driver domain behind HWPT `hwpt_id` (`get_md_pagetable`).
 fn md_domain(ictx: &Ictx, hwpt_id: u32) -> Result<std::sync::Arc<umdev_iommu::iommu::Domain>> {
     let domain = ictx.hwpt_domain(hwpt_id)?;
-    if domain.ops().as_any().downcast_ref::<super::MockDomain>().is_none() {
+    if domain
+        .ops()
+        .as_any()
+        .downcast_ref::<super::MockDomain>()
+        .is_none()
+    {
         return Err(invalid("not a mock domain"));
     }
     Ok(domain)
@@ -50,9 +55,11 @@ pub fn add_reserved(ictx: &Ictx, ioas_id: u32, start: u64, length: u64) -> Resul
     if length == 0 {
         return Err(invalid("zero length"));
     }
-    let last = start.checked_add(length - 1).ok_or(IommufdError::Overflow {
-        what: "start + length",
-    })?;
+    let last = start
+        .checked_add(length - 1)
+        .ok_or(IommufdError::Overflow {
+            what: "start + length",
+        })?;
     ictx.ioas(ioas_id)?
         .iopt()
         .reserve(IovaRange::new(start, last), ReservedOwner::Explicit)
