@@ -38,8 +38,8 @@ impl<'a> Mdevctl<'a> {
             .expect("run sh");
         assert!(
             found.status.success(),
-            "mdevctl is not installed: this test needs Debian's mdevctl package \
-             (apt-get install -y mdevctl)"
+            "mdevctl is not installed: this test needs Debian's mdevctl package; \
+             run the tests with ./test.sh, which installs it"
         );
         let etc = m.root().join("etc/mdevctl.d/scripts.d");
         std::fs::create_dir_all(etc.join("callouts")).unwrap();
