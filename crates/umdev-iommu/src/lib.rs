@@ -5,7 +5,7 @@
 //! - [`memory`]: memory objects in a simulated host-physical address space;
 //! - [`pgtable`]: page tables in the real VT-d first-level (x86-64 4/5-level)
 //!   and second-level formats;
-//! - [`unit`]: the hardware unit (capability registers, root / scalable
+//! - [`mod@unit`]: the hardware unit (capability registers, root / scalable
 //!   context entries, PASID directory and tables with PGTT), its IOTLB and
 //!   fault log, and the translation path device models use for DMA;
 //! - [`failpoint`]: `fail_nth`-style fault injection at every fallible step;

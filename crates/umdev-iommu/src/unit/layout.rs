@@ -1,7 +1,7 @@
 //! Bit layouts of the scalable-mode translation structures as hardware
 //! reads them from memory (VT-d spec §9.1, §9.4, §9.5, §9.6;
 //! drivers/iommu/intel/iommu.h and pasid.h `context_*` / `pasid_set_*`).
-//! Pure encode / decode; [`super::tables`] places them in memory.
+//! Pure encode / decode; `super::tables` places them in memory.
 
 use super::{DomainId, FaultReason, PasidEntry, S1Flags};
 use crate::memory::PhysAddr;
