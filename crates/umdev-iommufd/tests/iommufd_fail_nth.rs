@@ -83,7 +83,7 @@ fn snapshot(env: &Env) -> Snapshot {
         domain_ids: env
             .sys
             .vtd
-            .units()
+            .iommus()
             .iter()
             .map(|u| u.domain_ids_in_use())
             .collect(),
