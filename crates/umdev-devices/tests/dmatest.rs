@@ -15,7 +15,7 @@ use umdev_iommu::iommu::{Domain, OwnerCookie, PagingFlags};
 use umdev_iommu::memory::MemoryObject;
 use umdev_iommu::pgtable::Prot;
 use umdev_iommu::system::System;
-use umdev_iommu::unit::FaultReason;
+use umdev_iommu::vtd::FaultReason;
 use umdev_pci::Bdf;
 use umdev_pci::regs::{PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY};
 
@@ -138,7 +138,7 @@ impl Rig {
         b
     }
 
-    fn faults(&self) -> Vec<umdev_iommu::unit::FaultRecord> {
+    fn faults(&self) -> Vec<umdev_iommu::vtd::FaultRecord> {
         self.sys
             .vtd
             .unit_for(self.dev)

@@ -370,7 +370,7 @@ fn engine_configuration_is_checked() {
     ];
     let rig = Rig::new();
     for config in bad {
-        let dma = std::sync::Arc::new(rig.sys.vtd.dma_port(pf()).unwrap());
+        let dma = std::sync::Arc::new(rig.sys.dma_for(pf()).unwrap());
         let err = umdev_devices::sdma::Sdma::new(dma, rig.irq.clone(), config).unwrap_err();
         assert_eq!(err.errno(), Errno::INVAL, "{config:?}");
     }

@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use rig::{Rig, bdf};
 use rustix::io::Errno;
+use umdev_iommu::dma::Dma;
 use umdev_iommu::iommu::{DefaultDomainType, DomainType, Group, OwnerCookie, PagingFlags};
 use umdev_iommu::pgtable::Prot;
-use umdev_iommu::unit::{Dma, FaultHandler, FaultRecord};
+use umdev_iommu::vtd::{FaultHandler, FaultRecord};
 
 const NIC0: &str = "0000:04:00.0";
 const NIC1: &str = "0000:04:00.1";

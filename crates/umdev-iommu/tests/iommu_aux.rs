@@ -7,8 +7,8 @@ mod rig;
 
 use rig::{Rig, bdf};
 use rustix::io::Errno;
+use umdev_iommu::dma::Dma;
 use umdev_iommu::iommu::{DevFeature, IommuError, OwnerCookie};
-use umdev_iommu::unit::Dma;
 use umdev_pci::IommuHooks;
 
 const DSA: &str = "0000:01:00.0";

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use rig::{Rig, bdf};
 use rustix::io::Errno;
+use umdev_iommu::dma::Dma;
 use umdev_iommu::iommu::DomainOps;
-use umdev_iommu::unit::Dma;
 use umdev_pci::Bdf;
 
 /// One multifunction device without ACS, so one group of three functions:

@@ -15,8 +15,8 @@ use std::thread;
 
 use rig::{Rig, bdf};
 use rustix::io::Errno;
+use umdev_iommu::dma::Dma;
 use umdev_iommu::iommu::{IommuError, OwnerCookie};
-use umdev_iommu::unit::Dma;
 use umdev_pci::Bdf;
 
 const WORKERS: usize = 4;

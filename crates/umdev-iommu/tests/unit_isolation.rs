@@ -8,10 +8,11 @@ mod unit_support;
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use umdev_iommu::dma::{Dma, DmaPort};
 use umdev_iommu::iommu::{IommuOps, PagingFlags};
 use umdev_iommu::memory::MemoryObject;
 use umdev_iommu::pgtable::Prot;
-use umdev_iommu::unit::{Dma, DmaPort, FaultReason};
+use umdev_iommu::vtd::FaultReason;
 use unit_support::{bdf, config, driver};
 
 /// Bytes mapped per PASID, at IOVA 0.
@@ -76,7 +77,7 @@ fn fixture() -> Fixture {
         object
     });
     Fixture {
-        port: driver.dma_port(dev).unwrap(),
+        port: DmaPort::for_requester(driver.units(), dev).unwrap(),
         pasids,
         memory,
     }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use umdev_iommu::iommu::ops::ResvType;
 use umdev_iommu::iommu::{Group, PagingFlags};
-use umdev_iommu::unit::IOMMU_NO_PASID;
+use umdev_iommu::vtd::IOMMU_NO_PASID;
 use umdev_pci::Bdf;
 
 use crate::error::{IommufdError, Result};

@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use rustix::io::Errno;
 use umdev_iommu::memory::PAGE_SIZE;
 use umdev_iommu::pgtable::Access as DmaAccess;
-use umdev_iommu::unit::{FaultHandler, FaultReason, FaultRecord, IOMMU_NO_PASID};
+use umdev_iommu::vtd::{FaultHandler, FaultReason, FaultRecord, IOMMU_NO_PASID};
 use umdev_pci::Bdf;
 
 use crate::error::{IommufdError, Result};

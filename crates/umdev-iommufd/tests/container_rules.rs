@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use rustix::io::Errno;
+use umdev_iommu::dma::Dma;
 use umdev_iommu::memory::MemoryObject;
 use umdev_iommu::system::System;
-use umdev_iommu::unit::Dma;
 use umdev_iommufd::container::{
     Vfio, VfioContainer, VfioGroup, VfioGroupKey, VfioGroupKind, VfioGroupStatus, uuid_string,
 };
@@ -89,8 +89,7 @@ impl Fixture {
     fn dma_read(&self, rid: Bdf, iova: u64) -> Option<[u8; 8]> {
         let mut buf = [0u8; 8];
         self.sys
-            .vtd
-            .dma_port(rid)
+            .dma_for(rid)
             .unwrap()
             .read(None, iova, &mut buf)
             .ok()?;

@@ -12,9 +12,9 @@
 use std::sync::Arc;
 
 use rustix::io::Errno;
+use umdev_iommu::dma::Dma;
 use umdev_iommu::memory::MemoryObject;
 use umdev_iommu::system::System;
-use umdev_iommu::unit::Dma;
 use umdev_iommufd::Ictx;
 use umdev_iommufd::container::{
     BackingInfo, Vfio, VfioContainer, VfioGroup, VfioGroupKey, VfioGroupKind, VfioGroupStatus,
@@ -103,7 +103,7 @@ impl Fixture {
 
     /// A DMA write by `rid` at IOVA lands in the buffer.
     fn dma_reaches_buffer(&self, rid: Bdf, byte: u8) -> bool {
-        let port = self.sys.vtd.dma_port(rid).unwrap();
+        let port = self.sys.dma_for(rid).unwrap();
         if port.write(None, IOVA + 0x10, &[byte; 8]).is_err() {
             return false;
         }

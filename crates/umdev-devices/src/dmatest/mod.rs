@@ -27,8 +27,8 @@ pub mod regs;
 use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
+use umdev_iommu::dma::Dma;
 use umdev_iommu::system::System;
-use umdev_iommu::unit::Dma;
 use umdev_pci::regs::{PCI_COMMAND, PCI_COMMAND_MASTER, PCI_HEADER_TYPE_NORMAL};
 use umdev_pci::{BarHandler, Bdf, Platform};
 
@@ -248,10 +248,10 @@ pub fn attach_dmatest(sys: &System) -> Vec<Arc<DmaTest>> {
         if info.header_type != PCI_HEADER_TYPE_NORMAL || !bar0 || !free {
             continue;
         }
-        let Ok(port) = sys.vtd.dma_port(bdf) else {
+        let Ok(dma) = sys.iommu.dma_for(bdf) else {
             continue;
         };
-        let model = DmaTest::new(Arc::downgrade(platform), bdf, Arc::new(port));
+        let model = DmaTest::new(Arc::downgrade(platform), bdf, dma);
         if platform.set_bar_handler(bdf, Some(model.clone())).is_ok() {
             models.push(model);
         }

@@ -72,7 +72,7 @@ impl Rig {
     pub fn with_sink(config: SdmaConfig, sink: Arc<dyn Interrupts>, irq: Arc<Counter>) -> Self {
         let sys = System::default_platform().unwrap();
         sys.platform.unbind("idxd", pf()).unwrap();
-        let dma = Arc::new(sys.vtd.dma_port(pf()).unwrap());
+        let dma = Arc::new(sys.dma_for(pf()).unwrap());
         let sdma = Sdma::new(dma, sink, config).unwrap();
         Self { sys, sdma, irq }
     }

@@ -12,7 +12,7 @@ use rustix::io::Errno;
 use umdev_iommu::iommu::{DeviceCaps, DomainOps, DomainType, IommuOps, PagingFlags, VtdS1Config};
 use umdev_iommu::memory::PhysAddr;
 use umdev_iommu::pgtable::Prot;
-use umdev_iommu::unit::FaultHandler;
+use umdev_iommu::vtd::FaultHandler;
 use umdev_pci::Bdf;
 
 /// A domain of the fake driver.

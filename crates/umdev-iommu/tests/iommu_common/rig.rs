@@ -8,11 +8,12 @@
 
 use std::sync::Arc;
 
+use umdev_iommu::dma::{Dma, DmaPort};
+use umdev_iommu::intel::VtdIommu;
 use umdev_iommu::iommu::{DefaultDomainType, Domain, Iommu, PagingFlags};
 use umdev_iommu::memory::MemoryObject;
 use umdev_iommu::pgtable::Prot;
 use umdev_iommu::system::System;
-use umdev_iommu::unit::{Dma, DmaPort, VtdIommu};
 use umdev_pci::{Bdf, Platform};
 
 /// Platform + driver + core.
@@ -67,7 +68,7 @@ impl Rig {
 
     /// DMA as device `bdf` issues it.
     pub fn dma(&self, bdf: Bdf) -> DmaPort {
-        self.vtd.dma_port(bdf).unwrap()
+        DmaPort::for_requester(self.vtd.units(), bdf).unwrap()
     }
 
     /// A paging domain for `bdf` with `len` bytes of fresh memory mapped

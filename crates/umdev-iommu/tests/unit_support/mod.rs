@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use umdev_iommu::intel::{IntelIommu, VtdIommu};
 use umdev_iommu::iommu::{DomainOps, IommuOps, PagingFlags};
 use umdev_iommu::memory::HostMemory;
-use umdev_iommu::unit::{FaultHandler, FaultRecord, IommuUnit, UnitConfig, VtdIommu};
+use umdev_iommu::vtd::{FaultHandler, FaultRecord, IommuUnit, UnitConfig};
 use umdev_pci::Bdf;
 
 /// 4K | 2M | 1G.
@@ -41,11 +42,12 @@ pub fn driver(configs: Vec<UnitConfig>) -> (Arc<HostMemory>, Arc<VtdIommu>) {
     (mem, Arc::new(driver))
 }
 
-/// A bare unit.
-pub fn unit(config: UnitConfig) -> (Arc<HostMemory>, Arc<IommuUnit>) {
+/// A bare unit, with the driver's state of it (root tables programmed,
+/// nothing else).
+pub fn unit(config: UnitConfig) -> (Arc<HostMemory>, Arc<IntelIommu>) {
     let mem = HostMemory::new();
     let unit = IommuUnit::new(Arc::clone(&mem), config).unwrap();
-    (mem, unit)
+    (mem, IntelIommu::new(unit).unwrap())
 }
 
 /// `0000:bus:dev.fn`.

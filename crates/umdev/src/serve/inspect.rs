@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use umdev_devices::host::Host;
 use umdev_iommu::pgtable::Access;
-use umdev_iommu::unit::{DeviceStats as UnitDeviceStats, FaultRecord};
+use umdev_iommu::vtd::{DeviceStats as UnitDeviceStats, FaultRecord};
 use umdev_pci::Bdf;
 use umdev_vfio::mdev::Mdev;
 use umdev_vfio::registration::Isolation;

@@ -1,16 +1,12 @@
 //! The VT-d driver: [`VtdIommu`] implements [`IommuOps`] over one or more
 //! [`IommuUnit`]s the way drivers/iommu/intel/iommu.c does in scalable
 //! mode: a context entry and PASID directory per probed device, domain
-//! ids per unit, PASID entries programmed (or replaced, hitless) on attach,
-//! strict IOTLB flushes on unmap.
+//! ids per unit ([`IntelIommu`]), PASID entries programmed (or replaced,
+//! hitless) on attach, strict IOTLB flushes on unmap.
 //!
 //! Lock order: the device registry, then a domain's attachment list, then
-//! a unit's structure lock. The DMA path takes none of them.
-
-mod attach;
-mod nested;
-mod paging;
-mod static_domains;
+//! a unit's structure lock ([`IntelIommu`]'s control lock). The DMA path
+//! takes none of them.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -20,24 +16,23 @@ use parking_lot::{Mutex, MutexGuard};
 use rustix::io::Errno;
 use umdev_pci::Bdf;
 
-pub use nested::VtdNestedDomain;
-pub use paging::VtdPagingDomain;
-pub use static_domains::{VtdBlockedDomain, VtdIdentityDomain};
-
 use super::did::FLPT_DEFAULT_DID;
-use super::{DmaPort, IOMMU_NO_PASID, IommuUnit, PasidEntry, UnitConfig, UnitError};
+use super::unit::IntelIommu;
+use super::{VtdBlockedDomain, VtdIdentityDomain, VtdNestedDomain, VtdPagingDomain};
+use crate::dma::{Dma, DmaPort};
 use crate::iommu::ops::{HwInfo, ResvRegion, ResvType};
 use crate::iommu::{DeviceCaps, DomainOps, IommuOps, PagingFlags, VtdS1Config};
 use crate::memory::{HostMemory, PAGE_SIZE};
 use crate::pgtable::{PageTable, PtFormat};
+use crate::vtd::{IOMMU_NO_PASID, IommuUnit, PasidEntry, UnitConfig, UnitError};
 
 /// The driver's name; every domain it allocates reports it.
 pub const DRIVER_NAME: &str = "intel-iommu";
 
 /// A probed device: its unit, capabilities and what each PASID is
 /// attached to (the blocked domain is never recorded).
-struct DeviceInfo {
-    unit: Arc<IommuUnit>,
+pub(super) struct DeviceInfo {
+    iommu: Arc<IntelIommu>,
     caps: DeviceCaps,
     attached: HashMap<u32, Arc<dyn DomainOps>>,
 }
@@ -61,7 +56,7 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    fn lock(&self) -> MutexGuard<'_, HashMap<Bdf, DeviceInfo>> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, HashMap<Bdf, DeviceInfo>> {
         self.devices.lock()
     }
 }
@@ -82,6 +77,8 @@ pub type PasidWidthFn = dyn Fn(Bdf) -> u8 + Send + Sync;
 pub struct VtdIommu {
     mem: Arc<HostMemory>,
     units: Vec<Arc<IommuUnit>>,
+    /// The driver's state of each unit, in the order of `units`.
+    iommus: Vec<Arc<IntelIommu>>,
     pasid_width: Box<PasidWidthFn>,
     registry: Arc<Registry>,
     blocked: Arc<VtdBlockedDomain>,
@@ -124,9 +121,14 @@ impl VtdIommu {
             }
             units.push(IommuUnit::new(Arc::clone(&mem), config)?);
         }
+        let iommus = units
+            .iter()
+            .map(|unit| IntelIommu::new(Arc::clone(unit)))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             mem,
             units,
+            iommus,
             pasid_width: Box::new(pasid_width),
             registry: Arc::default(),
             blocked: Arc::new(VtdBlockedDomain),
@@ -134,9 +136,14 @@ impl VtdIommu {
         })
     }
 
-    /// The units.
+    /// The hardware units.
     pub fn units(&self) -> &[Arc<IommuUnit>] {
         &self.units
+    }
+
+    /// The driver's state of each unit, in the order of [`Self::units`].
+    pub fn iommus(&self) -> &[Arc<IntelIommu>] {
+        &self.iommus
     }
 
     /// The unit translating `bdf`'s segment.
@@ -144,15 +151,15 @@ impl VtdIommu {
         self.units.iter().find(|u| u.covers(bdf.segment()))
     }
 
+    /// The driver's state of the unit translating `bdf`'s segment
+    /// (Linux device_lookup_iommu).
+    pub fn iommu_for(&self, bdf: Bdf) -> Option<&Arc<IntelIommu>> {
+        self.iommus.iter().find(|i| i.unit().covers(bdf.segment()))
+    }
+
     /// The host memory page tables and structures live in.
     pub fn memory(&self) -> &Arc<HostMemory> {
         &self.mem
-    }
-
-    /// DMA from `bdf`; ENODEV when no unit translates it.
-    pub fn dma_port(&self, bdf: Bdf) -> Result<DmaPort, Errno> {
-        let unit = self.unit_for(bdf).ok_or(Errno::NODEV)?;
-        Ok(DmaPort::new(Arc::clone(unit), bdf))
     }
 
     /// The domain `pasid` of `bdf` is attached to (`None`: blocked).
@@ -189,7 +196,7 @@ impl VtdIommu {
 
     /// Drops the bookkeeping of `domain` for (bdf, pasid) after its entry
     /// was replaced or cleared.
-    fn forget(domain: &Kind<'_>, unit: &Arc<IommuUnit>, bdf: Bdf, pasid: u32) {
+    fn forget(domain: &Kind<'_>, unit: &Arc<IntelIommu>, bdf: Bdf, pasid: u32) {
         match domain {
             Kind::Paging(d) => d.attachments.detach(unit, bdf, pasid),
             Kind::Nested(d) => d.attachments.detach(unit, bdf, pasid),
@@ -204,7 +211,7 @@ impl VtdIommu {
         let kind = self.classify(domain)?;
         let mut devices = self.registry.lock();
         let info = devices.get_mut(&bdf).ok_or(Errno::NODEV)?;
-        let unit = Arc::clone(&info.unit);
+        let unit = Arc::clone(&info.iommu);
         if info
             .attached
             .get(&pasid)
@@ -229,7 +236,7 @@ impl VtdIommu {
                 did: FLPT_DEFAULT_DID,
             })?,
             Kind::Paging(d) => {
-                if !d.compatible(&unit) {
+                if !d.compatible(unit.unit()) {
                     return Err(Errno::INVAL);
                 }
                 let did = d.attachments.attach(&unit, bdf, pasid)?;
@@ -239,8 +246,8 @@ impl VtdIommu {
                 }
             }
             Kind::Nested(d) => {
-                d.check_unit(&unit)?;
-                if !d.parent().compatible(&unit) {
+                d.check_unit(unit.unit())?;
+                if !d.parent().compatible(unit.unit()) {
                     return Err(Errno::INVAL);
                 }
                 let did = d.attachments.attach(&unit, bdf, pasid)?;
@@ -272,7 +279,8 @@ impl IommuOps for VtdIommu {
     /// allocates the PASID directory and writes the scalable-mode context
     /// entry. Probing a probed device again reports the same caps.
     fn probe_device(&self, bdf: Bdf) -> Result<DeviceCaps, Errno> {
-        let unit = self.unit_for(bdf).ok_or(Errno::NODEV)?;
+        let iommu = self.iommu_for(bdf).ok_or(Errno::NODEV)?;
+        let unit = iommu.unit();
         let mut devices = self.registry.lock();
         if let Some(info) = devices.get(&bdf) {
             return Ok(info.caps);
@@ -284,7 +292,9 @@ impl IommuOps for VtdIommu {
             0
         };
         let max_pasids = if bits > 0 { 1 << bits } else { 0 };
-        unit.setup_context(bdf, max_pasids).map_err(|e| e.errno())?;
+        iommu
+            .setup_context(bdf, max_pasids)
+            .map_err(|e| e.errno())?;
         let caps = DeviceCaps {
             max_pasids,
             dirty_tracking: ecap.slads(),
@@ -293,7 +303,7 @@ impl IommuOps for VtdIommu {
         devices.insert(
             bdf,
             DeviceInfo {
-                unit: Arc::clone(unit),
+                iommu: Arc::clone(iommu),
                 caps,
                 attached: HashMap::new(),
             },
@@ -308,10 +318,10 @@ impl IommuOps for VtdIommu {
         let Some(info) = devices.remove(&bdf) else {
             return;
         };
-        info.unit.teardown_context(bdf);
+        info.iommu.teardown_context(bdf);
         for (pasid, domain) in &info.attached {
             if let Ok(kind) = self.classify(domain) {
-                Self::forget(&kind, &info.unit, bdf, *pasid);
+                Self::forget(&kind, &info.iommu, bdf, *pasid);
             }
         }
     }
@@ -444,6 +454,12 @@ impl IommuOps for VtdIommu {
             length: IOAPIC_RANGE_END - IOAPIC_RANGE_START + 1,
             kind: ResvType::Msi,
         }]
+    }
+
+    /// The DMA of `bdf` through the unit translating its segment.
+    fn dma_for(&self, bdf: Bdf) -> Option<Arc<dyn Dma>> {
+        let port = DmaPort::for_requester(&self.units, bdf).ok()?;
+        Some(Arc::new(port))
     }
 
     /// intel_iommu_hw_info: the unit's CAP_REG / ECAP_REG.

@@ -9,13 +9,14 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 use rustix::io::Errno;
 
+use super::DRIVER_NAME;
 use super::attach::{Attachments, flush_all};
+use super::iommu::Registry;
 use super::nested::VtdNestedDomain;
-use super::{DRIVER_NAME, Registry};
 use crate::iommu::{DomainOps, DomainType, PagingFlags};
 use crate::memory::PhysAddr;
 use crate::pgtable::{PageTable, Prot, PtFormat};
-use crate::unit::{DomainId, FaultHandler, IommuUnit, IotlbInvalidation, PasidEntry};
+use crate::vtd::{DomainId, FaultHandler, IommuUnit, IotlbInvalidation, PasidEntry};
 
 /// A paging domain of the VT-d driver (`struct dmar_domain` with
 /// `use_first_level` or a second-stage table).

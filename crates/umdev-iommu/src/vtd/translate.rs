@@ -8,8 +8,9 @@ use umdev_pci::Bdf;
 use super::iotlb::IotlbEntry;
 use super::layout::{PASID_ENTRY_PGTT_PT, decode_pasid_entry};
 use super::nested::{SecondStage, Stage, fault_reason, walk_nested};
-use super::stats::Counter;
-use super::{DomainId, FaultReason, FaultRecord, IOMMU_NO_PASID, IommuUnit, PasidEntry};
+use super::stats::{Counter, Tally};
+use super::types::{DomainId, FaultReason, FaultRecord, IOMMU_NO_PASID, PasidEntry};
+use super::unit::IommuUnit;
 use crate::memory::PAGE_SIZE;
 use crate::pgtable::{Access, HostTableReader, Prot, PtFormat, Translation, walk};
 
@@ -55,27 +56,6 @@ impl Resolved {
     /// The full entry, for a walk.
     fn entry(&self) -> Result<PasidEntry, FaultReason> {
         decode_pasid_entry(self.raw).map(|d| d.entry)
-    }
-}
-
-/// Cache hits and misses of one request, added to the counters at once.
-#[derive(Debug, Default)]
-pub(crate) struct Tally {
-    pasid_hits: u64,
-    pasid_misses: u64,
-    pub(super) hits: u64,
-    pub(super) misses: u64,
-    pub(super) read_bytes: u64,
-    pub(super) write_bytes: u64,
-}
-
-impl Tally {
-    /// Counts the bytes of a finished DMA.
-    pub(crate) fn transferred(&mut self, access: Access, len: u64) {
-        match access {
-            Access::Read => self.read_bytes += len,
-            Access::Write => self.write_bytes += len,
-        }
     }
 }
 
@@ -314,7 +294,7 @@ impl IommuUnit {
             reason: fault.reason,
             did: fault.did,
         };
-        self.count_device_fault(bdf, pasid);
+        self.device_counters.count_fault(bdf, pasid);
         if fault.fpd {
             self.fault_log().suppress();
             return record;

@@ -1,12 +1,5 @@
-//! The DMA API device models use: read, write and scatter-gather
-//! translation by (requester, optional PASID, IOVA, length, access).
-//!
-//! Every DMA holds the unit's in-flight gate from before its first
-//! translation until its last byte is copied, so a strict invalidation
-//! that returns has waited for it; copies run outside every lock. Memory is
-//! touched only through [`MemoryObject`] volatile accessors. A DMA crossing
-//! pages is translated page by page like a stream of TLPs: when a page
-//! faults, earlier bytes may already have been transferred.
+//! [`DmaPort`]: one requester's DMA through a VT-d unit, the
+//! implementation of [`Dma`] device models get.
 //!
 //! Pieces that land in remote memory ([`MemoryObject::is_remote`]) are not
 //! copied under the gate: the DMA takes an in-flight reference on the
@@ -14,113 +7,18 @@
 //! after leaving the gate, so a slow or dead remote peer never delays an
 //! invalidation of the unit. Whoever unmaps remote memory ends its use with
 //! [`crate::memory::HostMemory::release`] + [`MemoryObject::drain`].
+//! Memory is touched only through [`MemoryObject`] volatile accessors.
 
 use std::sync::Arc;
 
 use rustix::io::Errno;
 use umdev_pci::Bdf;
 
-use super::gate::GateGuard;
-use super::translate::{Fault, Resolved, Tally};
-use super::{FaultReason, FaultRecord, IommuUnit};
+use super::{Access, Dma, DmaError, Segment, SgMapping};
 use crate::memory::{HostMemory, MemoryError, MemoryObject, PhysAddr, RemoteAccess};
-use crate::pgtable::Access;
-
-/// A host-physical piece of a DMA, inside one memory object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Segment {
-    /// First host-physical byte.
-    pub phys: PhysAddr,
-    /// Length in bytes.
-    pub len: u64,
-}
-
-/// A failed DMA.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum DmaError {
-    /// The IOMMU refused the access; the record is in the unit's fault
-    /// log (unless FPD) and went to the domain's handler.
-    #[error("DMA fault: {0:?}")]
-    Fault(FaultRecord),
-}
-
-impl DmaError {
-    /// The Linux errno for this error (a failed DMA access is EFAULT, as
-    /// vfio_dma_rw reports it).
-    pub fn errno(&self) -> Errno {
-        match self {
-            DmaError::Fault(_) => Errno::FAULT,
-        }
-    }
-
-    /// The fault record.
-    pub fn record(&self) -> &FaultRecord {
-        match self {
-            DmaError::Fault(record) => record,
-        }
-    }
-}
-
-/// DMA as a device model issues it.
-pub trait Dma: Send + Sync {
-    /// The requester id DMA is tagged with.
-    fn requester(&self) -> Bdf;
-
-    /// The device reads `buf.len()` bytes at `iova`.
-    fn read(&self, pasid: Option<u32>, iova: u64, buf: &mut [u8]) -> Result<(), DmaError>;
-
-    /// The device writes `data` at `iova`.
-    fn write(&self, pasid: Option<u32>, iova: u64, data: &[u8]) -> Result<(), DmaError>;
-
-    /// Translates `[iova, iova + len)` for `access` into host-physical
-    /// segments: physically contiguous pages form one segment, split only
-    /// where a memory object ends. The mapping stays valid while the returned value
-    /// lives: an unmap of the range waits for it, so drop it promptly and
-    /// never unmap while holding one on the same thread.
-    fn translate_sg(
-        &self,
-        pasid: Option<u32>,
-        iova: u64,
-        len: u64,
-        access: Access,
-    ) -> Result<SgMapping<'_>, DmaError>;
-}
-
-/// The segments of a DMA, valid while this value lives.
-#[derive(Debug)]
-pub struct SgMapping<'a> {
-    segments: Vec<Segment>,
-    unit: &'a IommuUnit,
-    access: Access,
-    _guard: GateGuard<'a>,
-}
-
-impl SgMapping<'_> {
-    /// The segments, in IOVA order.
-    pub fn segments(&self) -> &[Segment] {
-        &self.segments
-    }
-
-    /// Total bytes mapped.
-    pub fn len(&self) -> u64 {
-        self.segments.iter().map(|s| s.len).sum()
-    }
-
-    /// Nothing mapped (a zero-length request).
-    pub fn is_empty(&self) -> bool {
-        self.segments.is_empty()
-    }
-
-    /// The memory the segments point into.
-    pub fn memory(&self) -> &HostMemory {
-        &self.unit.mem
-    }
-
-    /// The access the mapping was translated for.
-    pub fn access(&self) -> Access {
-        self.access
-    }
-}
+use crate::vtd::stats::Tally;
+use crate::vtd::translate::{Fault, Resolved};
+use crate::vtd::{FaultReason, IommuUnit};
 
 /// Runs `op(object, offset_in_object, done, n)` over the memory objects
 /// backing `[phys, phys + len)`; on an unbacked byte returns how many bytes
@@ -176,9 +74,17 @@ pub struct DmaPort {
 }
 
 impl DmaPort {
-    /// DMA from `bdf` through `unit`.
-    pub fn new(unit: Arc<IommuUnit>, bdf: Bdf) -> Self {
-        Self { unit, bdf }
+    /// DMA from `bdf` through whichever of `units` translates its segment;
+    /// ENODEV when none does.
+    pub fn for_requester(units: &[Arc<IommuUnit>], bdf: Bdf) -> Result<Self, Errno> {
+        let unit = units
+            .iter()
+            .find(|u| u.covers(bdf.segment()))
+            .ok_or(Errno::NODEV)?;
+        Ok(Self {
+            unit: Arc::clone(unit),
+            bdf,
+        })
     }
 
     /// The unit.
@@ -300,7 +206,7 @@ impl DmaPort {
             tally.transferred(access, len);
         }
         self.unit.count(&tally);
-        self.unit.count_device(self.bdf, pasid, &tally);
+        self.unit.device_counters.count(self.bdf, pasid, &tally);
         result.map_err(|fault| DmaError::Fault(self.unit.report(self.bdf, pasid, access, fault)))
     }
 }
@@ -406,14 +312,9 @@ impl Dma for DmaPort {
             tally.transferred(access, len);
         }
         self.unit.count(&tally);
-        self.unit.count_device(self.bdf, pasid, &tally);
+        self.unit.device_counters.count(self.bdf, pasid, &tally);
         match result {
-            Ok(()) => Ok(SgMapping {
-                segments,
-                unit: &self.unit,
-                access,
-                _guard: guard,
-            }),
+            Ok(()) => Ok(SgMapping::new(segments, &self.unit.mem, access, guard)),
             Err(fault) => {
                 drop(guard);
                 Err(DmaError::Fault(

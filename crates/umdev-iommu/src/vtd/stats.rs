@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::shard::{Padded, SHARDS, shard_index};
+use crate::pgtable::Access;
 
 /// A counter the DMA path updates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,4 +94,25 @@ pub struct UnitStats {
     pub faults_dropped: u64,
     /// Faults not recorded because fault processing was disabled (FPD).
     pub faults_suppressed: u64,
+}
+
+/// Cache hits and misses of one request, added to the counters at once.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub(crate) pasid_hits: u64,
+    pub(crate) pasid_misses: u64,
+    pub(crate) hits: u64,
+    pub(crate) misses: u64,
+    pub(crate) read_bytes: u64,
+    pub(crate) write_bytes: u64,
+}
+
+impl Tally {
+    /// Counts the bytes of a finished DMA.
+    pub(crate) fn transferred(&mut self, access: Access, len: u64) {
+        match access {
+            Access::Read => self.read_bytes += len,
+            Access::Write => self.write_bytes += len,
+        }
+    }
 }

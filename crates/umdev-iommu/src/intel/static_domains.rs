@@ -10,7 +10,7 @@ use super::DRIVER_NAME;
 use crate::iommu::{DomainOps, DomainType};
 use crate::memory::PhysAddr;
 use crate::pgtable::Prot;
-use crate::unit::FaultHandler;
+use crate::vtd::FaultHandler;
 
 /// The blocking domain (Linux `blocking_domain`).
 #[derive(Debug, Default)]

@@ -13,7 +13,7 @@ use crate::iommu::ops::VtdS1Invalidate;
 use crate::iommu::{DomainOps, DomainType, VtdS1Config};
 use crate::memory::{PAGE_SIZE, PhysAddr};
 use crate::pgtable::{Prot, PtFormat};
-use crate::unit::{DomainId, FaultHandler, IommuUnit, IotlbInvalidation, PasidEntry};
+use crate::vtd::{DomainId, FaultHandler, IommuUnit, IotlbInvalidation, PasidEntry};
 
 /// A nested domain of the VT-d driver.
 #[derive(Debug)]

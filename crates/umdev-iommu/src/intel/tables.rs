@@ -1,7 +1,9 @@
-//! The translation structures of one unit in host memory: a root table per
-//! segment, context tables, per-device PASID directories and PASID tables.
-//! Software (the control plane) writes them through [`Tables`]; the
-//! hardware side reads them with [`read_pasid_entry`].
+//! The translation structures of one unit in host memory, as the driver
+//! allocates and writes them: a root table per segment, context tables,
+//! per-device PASID directories and PASID tables (drivers/iommu/intel/
+//! iommu.c context setup, pasid.c `intel_pasid_alloc_table` /
+//! `intel_pasid_get_entry`). The unit only reads them
+//! (`crate::vtd` walks them from its root table address register).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,13 +11,12 @@ use std::sync::atomic::Ordering;
 
 use umdev_pci::Bdf;
 
-use super::layout::{
-    PASID_DIR_ENTRY_SIZE, PASID_ENTRY_SIZE, PASID_PDE_SHIFT, PASID_PTE_MASK, ScalableContext,
-    context_entry_offset, decode_pasid_dir_entry, decode_root_word, encode_pasid_dir_entry,
-    encode_root_word, root_word_offset,
-};
-use super::{FaultReason, IOMMU_NO_PASID, UnitError};
 use crate::memory::{HostMemory, MemoryError, MemoryObject, PAGE_SIZE, PhysAddr};
+use crate::vtd::UnitError;
+use crate::vtd::layout::{
+    PASID_DIR_ENTRY_SIZE, PASID_ENTRY_SIZE, PASID_PDE_SHIFT, PASID_PTE_MASK, ScalableContext,
+    context_entry_offset, encode_pasid_dir_entry, encode_root_word, root_word_offset,
+};
 
 /// Directory entries in one 4 KiB page.
 const DIR_ENTRIES_PER_PAGE: u64 = PAGE_SIZE / PASID_DIR_ENTRY_SIZE;
@@ -248,54 +249,4 @@ impl EntrySlot {
         }
         Ok(())
     }
-}
-
-/// A failed structure walk: why, and whether FPD was set on the way.
-pub(crate) type StructureFault = (FaultReason, bool);
-
-/// What hardware reads for a request from `bdf` with `pasid`: root entry,
-/// scalable context entry, PASID directory entry, and the first three
-/// words of the PASID-table entry. An FPD bit met on the way is folded
-/// into bit 1 of word 0.
-pub(crate) fn read_pasid_entry(
-    mem: &HostMemory,
-    root: PhysAddr,
-    bdf: Bdf,
-    pasid: Option<u32>,
-) -> Result<[u64; 3], StructureFault> {
-    let read =
-        |addr: PhysAddr, fpd: bool| mem.read_u64(addr).map_err(|_| (FaultReason::Unbacked, fpd));
-    let root_word = read(root + root_word_offset(bdf.bus(), bdf.devfn()), false)?;
-    let context_table =
-        decode_root_word(root_word).ok_or((FaultReason::ContextNotPresent, false))?;
-    let context = ScalableContext::decode(read(
-        context_table + context_entry_offset(bdf.devfn()),
-        false,
-    )?)
-    .ok_or((FaultReason::ContextNotPresent, false))?;
-    let mut fpd = context.fpd;
-    if pasid.is_some() && !context.pasid_enable {
-        return Err((FaultReason::PasidDisabled, fpd));
-    }
-    // RID_PASID: with ECAP.RPS clear hardware uses PASID 0.
-    let pasid = pasid.unwrap_or(IOMMU_NO_PASID);
-    let dir_index = u64::from(pasid >> PASID_PDE_SHIFT);
-    if dir_index >= context.dir_entries() {
-        return Err((FaultReason::PasidOutOfRange, fpd));
-    }
-    let dir_word = read(context.pasid_dir + dir_index * PASID_DIR_ENTRY_SIZE, fpd)?;
-    let (table, dir_fpd) =
-        decode_pasid_dir_entry(dir_word).ok_or((FaultReason::PasidNotPresent, fpd))?;
-    fpd |= dir_fpd;
-    let entry = table + u64::from(pasid & PASID_PTE_MASK) * PASID_ENTRY_SIZE;
-    let mut val = [
-        read(entry, fpd)?,
-        read(entry + 8, fpd)?,
-        read(entry + 16, fpd)?,
-    ];
-    if val[0] & 1 == 0 {
-        return Err((FaultReason::PasidNotPresent, fpd));
-    }
-    val[0] |= u64::from(fpd) << 1;
-    Ok(val)
 }

@@ -123,7 +123,7 @@ mod tests {
 
     use super::*;
     use crate::pgtable::Access;
-    use crate::unit::FaultReason;
+    use crate::vtd::FaultReason;
 
     fn record(addr: u64) -> FaultRecord {
         FaultRecord {

@@ -1,7 +1,7 @@
 //! Domain-id allocation (Linux `ida_alloc_range(&iommu->domain_ida,
 //! IDA_START_DID, cap_ndoms(iommu->cap) - 1, ...)` in domain_attach_iommu).
 
-use super::DomainId;
+use crate::vtd::DomainId;
 
 /// DID 0 is reserved for caching mode and DID 1 is FLPT_DEFAULT_DID, the
 /// tag of pass-through entries (kernel-semantics §5.1).

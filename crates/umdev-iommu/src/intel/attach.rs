@@ -9,11 +9,12 @@ use parking_lot::Mutex;
 use rustix::io::Errno;
 use umdev_pci::Bdf;
 
-use crate::unit::{DomainId, FaultHandler, IommuUnit, IotlbInvalidation};
+use super::unit::IntelIommu;
+use crate::vtd::{DomainId, FaultHandler, InvDesc, IommuUnit, IotlbInvalidation};
 
 #[derive(Debug)]
 struct UnitAttachment {
-    unit: Arc<IommuUnit>,
+    iommu: Arc<IntelIommu>,
     did: DomainId,
     users: Vec<(Bdf, u32)>,
 }
@@ -38,21 +39,23 @@ impl Attachments {
     /// allocating it (and registering the fault handler) on first use.
     pub(super) fn attach(
         &self,
-        unit: &Arc<IommuUnit>,
+        iommu: &Arc<IntelIommu>,
         bdf: Bdf,
         pasid: u32,
     ) -> Result<DomainId, Errno> {
         let mut units = self.units.lock();
-        if let Some(a) = units.iter_mut().find(|a| Arc::ptr_eq(&a.unit, unit)) {
+        if let Some(a) = units.iter_mut().find(|a| Arc::ptr_eq(&a.iommu, iommu)) {
             a.users.push((bdf, pasid));
             return Ok(a.did);
         }
-        let did = unit.alloc_domain_id().map_err(|e| e.errno())?;
+        let did = iommu.alloc_domain_id().map_err(|e| e.errno())?;
         if let Some(handler) = &*self.handler.lock() {
-            unit.set_fault_handler(did, Some(Arc::clone(handler)));
+            iommu
+                .unit()
+                .set_fault_handler(did, Some(Arc::clone(handler)));
         }
         units.push(UnitAttachment {
-            unit: Arc::clone(unit),
+            iommu: Arc::clone(iommu),
             did,
             users: vec![(bdf, pasid)],
         });
@@ -61,10 +64,10 @@ impl Attachments {
 
     /// Forgets (bdf, pasid); the last user on a unit frees the domain id
     /// there (which flushes it).
-    pub(super) fn detach(&self, unit: &Arc<IommuUnit>, bdf: Bdf, pasid: u32) {
+    pub(super) fn detach(&self, iommu: &Arc<IntelIommu>, bdf: Bdf, pasid: u32) {
         let freed = {
             let mut units = self.units.lock();
-            let Some(i) = units.iter().position(|a| Arc::ptr_eq(&a.unit, unit)) else {
+            let Some(i) = units.iter().position(|a| Arc::ptr_eq(&a.iommu, iommu)) else {
                 return;
             };
             let users = &mut units[i].users;
@@ -74,7 +77,7 @@ impl Attachments {
             users.is_empty().then(|| units.swap_remove(i))
         };
         if let Some(a) = freed {
-            a.unit.free_domain_id(a.did);
+            a.iommu.free_domain_id(a.did);
         }
     }
 
@@ -83,28 +86,28 @@ impl Attachments {
         self.units
             .lock()
             .iter()
-            .find(|a| std::ptr::eq(Arc::as_ptr(&a.unit), unit))
+            .find(|a| std::ptr::eq(Arc::as_ptr(a.iommu.unit()), unit))
             .map(|a| a.did)
     }
 
     /// Every (unit, did).
-    pub(super) fn targets(&self) -> Vec<(Arc<IommuUnit>, DomainId)> {
+    pub(super) fn targets(&self) -> Vec<(Arc<IntelIommu>, DomainId)> {
         self.units
             .lock()
             .iter()
-            .map(|a| (Arc::clone(&a.unit), a.did))
+            .map(|a| (Arc::clone(&a.iommu), a.did))
             .collect()
     }
 
     /// Every (unit, did, device, PASID).
-    pub(super) fn users(&self) -> Vec<(Arc<IommuUnit>, DomainId, Bdf, u32)> {
+    pub(super) fn users(&self) -> Vec<(Arc<IntelIommu>, DomainId, Bdf, u32)> {
         self.units
             .lock()
             .iter()
             .flat_map(|a| {
                 a.users
                     .iter()
-                    .map(|&(bdf, pasid)| (Arc::clone(&a.unit), a.did, bdf, pasid))
+                    .map(|&(bdf, pasid)| (Arc::clone(&a.iommu), a.did, bdf, pasid))
             })
             .collect()
     }
@@ -115,21 +118,21 @@ impl Attachments {
         let units = self.units.lock();
         *self.handler.lock() = handler.clone();
         for a in units.iter() {
-            a.unit.set_fault_handler(a.did, handler.clone());
+            a.iommu.unit().set_fault_handler(a.did, handler.clone());
         }
     }
 }
 
-/// Strict flush: every invalidation first, then one drain per unit.
-pub(super) fn flush_all(flushes: Vec<(Arc<IommuUnit>, IotlbInvalidation)>) {
-    for (unit, inv) in &flushes {
-        unit.invalidate_iotlb(*inv);
+/// Strict flush: every invalidation first, then one wait per unit.
+pub(super) fn flush_all(flushes: Vec<(Arc<IntelIommu>, IotlbInvalidation)>) {
+    for (iommu, inv) in &flushes {
+        iommu.unit().submit(&[InvDesc::Iotlb(*inv)]);
     }
-    let mut drained: Vec<&Arc<IommuUnit>> = Vec::new();
-    for (unit, _) in &flushes {
-        if !drained.iter().any(|u| Arc::ptr_eq(u, unit)) {
-            unit.drain();
-            drained.push(unit);
+    let mut drained: Vec<&Arc<IntelIommu>> = Vec::new();
+    for (iommu, _) in &flushes {
+        if !drained.iter().any(|u| Arc::ptr_eq(u, iommu)) {
+            iommu.unit().submit(&[InvDesc::Wait]);
+            drained.push(iommu);
         }
     }
 }

@@ -12,9 +12,8 @@ use std::collections::BTreeMap;
 use parking_lot::Mutex;
 use umdev_pci::Bdf;
 
-use super::IommuUnit;
 use super::shard::{Padded, SHARDS, shard_index};
-use super::translate::Tally;
+use super::stats::Tally;
 
 /// Distinct (requester, PASID) keys one shard tracks; beyond it, a new
 /// PASID of a requester is counted under the requester without a PASID,
@@ -114,11 +113,11 @@ impl DeviceStats {
     }
 }
 
-impl IommuUnit {
+impl DeviceCounters {
     /// Counts a finished DMA of `bdf` (tagged `pasid`) in its requester's
-    /// counters: the hook of [`super::DmaPort`].
-    pub(super) fn count_device(&self, bdf: Bdf, pasid: Option<u32>, tally: &Tally) {
-        self.device_counters.update(bdf, pasid, |c| {
+    /// counters: the hook of [`crate::dma::DmaPort`].
+    pub(crate) fn count(&self, bdf: Bdf, pasid: Option<u32>, tally: &Tally) {
+        self.update(bdf, pasid, |c| {
             c.iotlb_hits += tally.hits;
             c.iotlb_misses += tally.misses;
             c.dma_read_bytes += tally.read_bytes;
@@ -127,16 +126,15 @@ impl IommuUnit {
     }
 
     /// Counts a fault reported for `bdf` (tagged `pasid`).
-    pub(super) fn count_device_fault(&self, bdf: Bdf, pasid: Option<u32>) {
-        self.device_counters.update(bdf, pasid, |c| c.faults += 1);
+    pub(crate) fn count_fault(&self, bdf: Bdf, pasid: Option<u32>) {
+        self.update(bdf, pasid, |c| c.faults += 1);
     }
 
     /// A snapshot of the per-requester counters of every requester that
     /// issued DMA or faulted through this unit, in (requester, PASID)
     /// order.
-    pub fn device_stats(&self) -> Vec<DeviceStats> {
-        self.device_counters
-            .snapshot()
+    pub(crate) fn stats(&self) -> Vec<DeviceStats> {
+        self.snapshot()
             .into_iter()
             .map(|((requester, pasid), c)| DeviceStats {
                 requester,
