@@ -1,12 +1,10 @@
 //! The sdma register page, the host-only configuration, the error
 //! register and the interrupt message store.
 
-mod sdma_support;
-
 use rustix::io::Errno;
-use sdma_support::*;
 use umdev_devices::sdma::regs::*;
 use umdev_devices::sdma::{Descriptor, ImsEntry, ImsMessage, Opcode, SdmaConfig, SdmaError};
+use umdev_testkit::sdma::*;
 
 const REGION: u64 = 0x10_0000;
 const REGION_LEN: u64 = 0x1_0000;

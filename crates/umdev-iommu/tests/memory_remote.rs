@@ -4,8 +4,6 @@
 //! fault, release revokes, and no unit-wide lock is held while the backend
 //! runs.
 
-mod unit_support;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -20,7 +18,7 @@ use umdev_iommu::memory::{
 };
 use umdev_iommu::pgtable::{Access, Prot};
 use umdev_iommu::vtd::FaultReason;
-use unit_support::{attached_paging, bdf, config, driver};
+use umdev_testkit::vtd::{attached_paging, bdf, config, driver};
 
 /// Which way a backend call went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

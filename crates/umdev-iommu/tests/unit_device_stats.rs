@@ -2,13 +2,11 @@
 //! are charged to the requester (and PASID) that issued them, and only
 //! to it.
 
-mod unit_support;
-
 use umdev_iommu::dma::{Dma, DmaPort};
 use umdev_iommu::iommu::{IommuOps, PagingFlags};
 use umdev_iommu::pgtable::Prot;
 use umdev_iommu::vtd::DeviceStats;
-use unit_support::{attached_paging, bdf, config, driver};
+use umdev_testkit::vtd::{attached_paging, bdf, config, driver};
 
 fn of(stats: &[DeviceStats], requester: umdev_pci::Bdf) -> DeviceStats {
     *stats

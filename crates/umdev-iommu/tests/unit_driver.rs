@@ -2,8 +2,6 @@
 //! choice, nested checks, domain ids, PASID attach, dirty tracking,
 //! release, several units.
 
-mod unit_support;
-
 use std::sync::Arc;
 
 use rustix::io::Errno;
@@ -13,7 +11,7 @@ use umdev_iommu::iommu::{DomainOps, DomainType, IommuOps, PagingFlags, VtdS1Conf
 use umdev_iommu::pgtable::{Access, Prot, PtFormat};
 use umdev_iommu::vtd::{FaultReason, PasidEntry, S1Flags};
 use umdev_pci::Bdf;
-use unit_support::{ALL_SIZES, attached_paging, bdf, config, driver};
+use umdev_testkit::vtd::{ALL_SIZES, attached_paging, bdf, config, driver};
 
 fn paging(domain: &Arc<dyn DomainOps>) -> &VtdPagingDomain {
     domain.as_any().downcast_ref().unwrap()
@@ -144,7 +142,7 @@ fn paging_format_follows_the_flags() {
     plain.nesting = false;
     plain.dirty_tracking = false;
     plain.address_widths = vec![48];
-    let (_mem, plain) = unit_support::driver(vec![plain]);
+    let (_mem, plain) = umdev_testkit::vtd::driver(vec![plain]);
     plain.probe_device(dev).unwrap();
     let domain = plain
         .domain_alloc_paging(dev, PagingFlags::default())
@@ -258,7 +256,7 @@ fn pasid_attach_and_remove() {
 
     let mut no_pasid = config("dmar0", &[0]);
     no_pasid.pasid_bits = 0;
-    let (_mem, plain) = unit_support::driver(vec![no_pasid]);
+    let (_mem, plain) = umdev_testkit::vtd::driver(vec![no_pasid]);
     assert_eq!(plain.probe_device(dev).unwrap().max_pasids, 0);
     let d = plain
         .domain_alloc_paging(dev, PagingFlags::default())
@@ -295,7 +293,7 @@ fn nested_checks() {
         errno(alloc(&driver.identity_domain(), s1(S1Flags::default(), 48))),
         Errno::INVAL
     );
-    let (_other_mem, other) = unit_support::driver(vec![config("dmar9", &[0])]);
+    let (_other_mem, other) = umdev_testkit::vtd::driver(vec![config("dmar9", &[0])]);
     let foreign = other
         .domain_alloc_paging(
             dev,

@@ -1,15 +1,13 @@
 //! Fault log bound and counters, per-domain handler delivery, FPD, and
 //! the IOTLB / PASID-cache hit and miss counters.
 
-mod unit_support;
-
 use std::sync::Arc;
 
 use umdev_iommu::dma::{Dma, DmaPort};
 use umdev_iommu::iommu::{IommuOps, PagingFlags};
 use umdev_iommu::pgtable::{Access, Prot};
 use umdev_iommu::vtd::{FaultReason, PasidEntry, UnitStats};
-use unit_support::{Recorder, attached_paging, bdf, config, driver, unit};
+use umdev_testkit::vtd::{Recorder, attached_paging, bdf, config, driver, unit};
 
 #[test]
 fn fault_log_is_bounded_and_counted() {

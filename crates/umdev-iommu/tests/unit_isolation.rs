@@ -3,8 +3,6 @@
 //! Random DMA through one PASID never reads or changes the other's memory,
 //! and IOVAs outside the mapping fault.
 
-mod unit_support;
-
 use std::sync::Arc;
 
 use proptest::prelude::*;
@@ -13,7 +11,7 @@ use umdev_iommu::iommu::{IommuOps, PagingFlags};
 use umdev_iommu::memory::MemoryObject;
 use umdev_iommu::pgtable::Prot;
 use umdev_iommu::vtd::FaultReason;
-use unit_support::{bdf, config, driver};
+use umdev_testkit::vtd::{bdf, config, driver};
 
 /// Bytes mapped per PASID, at IOVA 0.
 const MAPPED: u64 = 64 << 10;

@@ -2,8 +2,6 @@
 //! (reached only through the second level), DMA following both stages,
 //! and the fault each kind of miss produces.
 
-mod unit_support;
-
 use std::sync::Arc;
 
 use umdev_iommu::dma::{Dma, DmaPort};
@@ -12,7 +10,7 @@ use umdev_iommu::iommu::{IommuOps, PagingFlags, VtdS1Config};
 use umdev_iommu::memory::MemoryObject;
 use umdev_iommu::pgtable::{Access, Prot};
 use umdev_iommu::vtd::{FaultReason, S1Flags};
-use unit_support::{Recorder, bdf, config, driver};
+use umdev_testkit::vtd::{Recorder, bdf, config, driver};
 
 /// Where the second level puts guest memory.
 const GPA_BASE: u64 = 0x8000_0000;

@@ -2,15 +2,13 @@
 //! use the old translation, neither through a stale IOTLB entry nor by
 //! finishing a copy it translated before the unmap.
 
-mod unit_support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use umdev_iommu::dma::{Dma, DmaPort};
 use umdev_iommu::iommu::PagingFlags;
 use umdev_iommu::pgtable::Prot;
-use unit_support::{attached_paging, bdf, config, driver};
+use umdev_testkit::vtd::{attached_paging, bdf, config, driver};
 
 const PAGE: u64 = 0x1000;
 

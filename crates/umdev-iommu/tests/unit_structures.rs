@@ -2,13 +2,11 @@
 //! VT-d hardware reads (root, context, PASID directory, PASID table), and
 //! the programming API keeps Linux's errno rules.
 
-mod unit_support;
-
 use rustix::io::Errno;
 use umdev_iommu::memory::HostMemory;
 use umdev_iommu::vtd::{IommuUnit, PasidEntry, S1Flags};
 use umdev_pci::Bdf;
-use unit_support::{bdf, config, unit};
+use umdev_testkit::vtd::{bdf, config, unit};
 
 fn read(mem: &HostMemory, addr: u64) -> u64 {
     mem.read_u64(addr).unwrap()

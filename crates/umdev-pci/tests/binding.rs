@@ -1,13 +1,12 @@
 //! Driver binding with Linux's errnos, DMA ownership through the IOMMU
 //! hooks, and SR-IOV configuration.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{Event, SriovMode, TestDriver, bdf, hook};
 use rustix::io::Errno;
 use umdev_pci::{PciDeviceId, Platform};
+use umdev_testkit::bdf;
+use umdev_testkit::pci::{Event, SriovMode, TestDriver, hook};
 
 /// The default platform with start-up drivers bound.
 fn platform() -> Platform {

@@ -1,11 +1,10 @@
 //! The embedded default platform: tree, config space, exact IOMMU groups,
 //! start-up drivers and SR-IOV.
 
-mod common;
-
-use common::{Event, bdf, hook};
 use umdev_pci::regs::*;
 use umdev_pci::{FunctionKind, Platform};
+use umdev_testkit::bdf;
+use umdev_testkit::pci::{Event, hook};
 
 fn platform() -> Platform {
     let p = Platform::default_platform().unwrap();

@@ -1,12 +1,11 @@
 //! IOMMU grouping, one small topology per Linux `pci_device_group` rule.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{SriovMode, TestDriver, bdf, hook};
 use umdev_pci::regs::*;
 use umdev_pci::{PciDeviceId, Platform};
+use umdev_testkit::bdf;
+use umdev_testkit::pci::{SriovMode, TestDriver, hook};
 
 const IOMMU: &str = r#"
 [[iommu]]

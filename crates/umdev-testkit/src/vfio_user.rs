@@ -1,9 +1,7 @@
-//! Shared by the integration tests: the model brought up with a pass-through
+//! The vfio-user face under test: the model brought up with a pass-through
 //! mdev (mdev-pci over the NVMe function, whose DMA test engine does RID
 //! DMA) and an mtty mdev, a served socket, timeouts around every peer call,
 //! memfds, and a raw client for what the third-party client cannot do.
-
-#![allow(dead_code)]
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
@@ -15,17 +13,17 @@ use std::time::Duration;
 
 use umdev_devices::dmatest::DmaTest;
 use umdev_devices::host::Host;
-use umdev_devices::irq::Interrupts;
 use umdev_devices::mdev_pci::MdevPci;
-use umdev_pci::Bdf;
 use umdev_vfio::mdev::Mdev;
 use umdev_vfio::registration::VfioDevice;
-use umdev_vfio::vfio_pci::VfioPciDevice;
 use umdev_vfio_user::proto::wire::{self, Header};
 use umdev_vfio_user::proto::{Command, Limits, Message, flags};
 use umdev_vfio_user::transport::{recv_message, send_message};
 use umdev_vfio_user::{ServeContext, Server, ServerHandle};
 use zerocopy::{FromBytes, IntoBytes};
+
+use crate::irq::ToVfio;
+use crate::pci::nvme;
 
 /// Every peer call is bounded: the third-party client can block forever.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
@@ -40,28 +38,24 @@ pub fn timed<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
         .expect("peer call did not finish in time")
 }
 
-/// The NVMe function of the default platform.
-pub fn nvme() -> Bdf {
-    "0000:05:00.0".parse().unwrap()
-}
-
-/// The DMA test engine's interrupts go to the mdev's pass-through device.
-struct ToVfio(Arc<VfioPciDevice>);
-
-impl Interrupts for ToVfio {
-    fn trigger(&self, vector: u32) {
-        self.0.raise(vector);
-    }
-}
-
 /// The model with devices to serve.
 pub struct Rig {
+    /// The model.
     pub host: Arc<Host>,
+    /// What the servers share.
     pub ctx: ServeContext,
+    /// Where the sockets are.
     pub dir: tempfile::TempDir,
 }
 
+impl Default for Rig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Rig {
+    /// The default host, nothing served yet.
     pub fn new() -> Self {
         let host = Host::default_platform().unwrap();
         let ctx = ServeContext::from_system(&host.system);
@@ -72,6 +66,7 @@ impl Rig {
         }
     }
 
+    /// The path of socket `name`.
     pub fn sock(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -114,6 +109,7 @@ impl Rig {
         (mdev, vfio)
     }
 
+    /// Serves `device` on socket `name`.
     pub fn serve(&self, name: &str, device: Arc<VfioDevice>) -> (ServerHandle, PathBuf) {
         let path = self.sock(name);
         let h = Server::serve(&self.ctx, &path, device).unwrap();
@@ -128,24 +124,15 @@ pub fn memfd(size: u64) -> File {
     File::from(fd)
 }
 
-/// Waits (bounded) until `cond` holds.
-pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..2000 {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    panic!("gave up waiting for {what}");
-}
-
 /// A hand-written client speaking the wire format directly.
 pub struct RawClient {
+    /// The connection.
     pub stream: UnixStream,
     next_id: u16,
 }
 
 impl RawClient {
+    /// Connects to the socket at `path` (reads time out).
     pub fn connect(path: &Path) -> Self {
         let stream = UnixStream::connect(path).unwrap();
         stream.set_read_timeout(Some(CALL_TIMEOUT)).unwrap();
@@ -160,6 +147,7 @@ impl RawClient {
         id
     }
 
+    /// Sends a command with a chosen message id.
     pub fn send_with_id(
         &mut self,
         id: u16,

@@ -1,7 +1,5 @@
 //! A `umdev serve` child on a temporary root, and ways to talk to it.
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -12,7 +10,16 @@ use std::time::Duration;
 use rustix::process::{Pid, Signal, kill_process};
 use serde_json::{Value, json};
 
-pub const UMDEV: &str = env!("CARGO_BIN_EXE_umdev");
+/// The `umdev` binary of the build running the test: next to the test
+/// executable's `deps/` directory (where cargo puts both).
+pub fn umdev_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/");
+    dir.join("umdev")
+}
 
 /// How long a daemon may take to say it is ready (generous: the machine
 /// may be busy; this bounds a hang, it measures nothing).
@@ -20,6 +27,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running daemon.
 pub struct Daemon {
+    /// The daemon's root (its `sys/`, `run/` and state live below).
     pub root: PathBuf,
     child: Option<Child>,
     /// The daemon's stderr (its log), kept for failure messages.
@@ -37,7 +45,7 @@ impl Daemon {
     pub fn try_start(root: &Path, extra: &[&str]) -> Result<Self, String> {
         std::fs::create_dir_all(root).unwrap();
         let log = root.with_extension(format!("log{}", rand_suffix()));
-        let mut child = Command::new(UMDEV)
+        let mut child = Command::new(umdev_bin())
             .arg("serve")
             .arg("--root")
             .arg(root)
@@ -73,14 +81,17 @@ impl Daemon {
         }
     }
 
+    /// The daemon's pid.
     pub fn pid(&self) -> Pid {
         Pid::from_child(self.child.as_ref().expect("running"))
     }
 
+    /// The control socket's path.
     pub fn control_socket(&self) -> PathBuf {
         self.root.join("run/umdev/control.sock")
     }
 
+    /// The mounted sysfs tree.
     pub fn sys(&self) -> PathBuf {
         self.root.join("sys")
     }
@@ -127,7 +138,7 @@ impl Daemon {
 
     /// The CLI against this daemon.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(UMDEV)
+        Command::new(umdev_bin())
             .args(args)
             .arg("--root")
             .arg(&self.root)
@@ -135,6 +146,7 @@ impl Daemon {
             .expect("run umdev")
     }
 
+    /// What the daemon logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -187,6 +199,7 @@ pub struct Control {
 }
 
 impl Control {
+    /// Connects to the control socket at `path`.
     pub fn connect(path: &Path) -> Self {
         let stream = UnixStream::connect(path).expect("connect to the control socket");
         Self {

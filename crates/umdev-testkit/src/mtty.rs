@@ -1,38 +1,15 @@
-//! Helpers shared by the mtty tests: an interrupt counter and register
+//! mtty fixtures: a device with an interrupt counter, and register
 //! accessors.
 
-#![allow(dead_code)] // Each test file uses a different subset.
-
 use std::sync::Arc;
-use std::sync::Mutex;
 
-use umdev_devices::irq::Interrupts;
 use umdev_devices::mtty::{MttyDevice, MttyParent, MttyType};
 
-/// Records every vector raised.
-#[derive(Default)]
-pub struct IrqLog {
-    vectors: Mutex<Vec<u32>>,
-}
+use crate::irq::Counter;
 
-impl IrqLog {
-    /// Number of triggers so far; asserts they were all on vector 0.
-    pub fn count(&self) -> usize {
-        let v = self.vectors.lock().unwrap();
-        assert!(v.iter().all(|&x| x == 0), "mtty raised {v:?}");
-        v.len()
-    }
-}
-
-impl Interrupts for IrqLog {
-    fn trigger(&self, vector: u32) {
-        self.vectors.lock().unwrap().push(vector);
-    }
-}
-
-/// A fresh device of `ty` from a default parent, with its interrupt log.
-pub fn device(ty: MttyType) -> (MttyDevice, Arc<IrqLog>) {
-    let log = Arc::new(IrqLog::default());
+/// A fresh device of `ty` from a default parent, with its interrupt counter.
+pub fn device(ty: MttyType) -> (MttyDevice, Arc<Counter>) {
+    let log = Arc::new(Counter::default());
     let dev = MttyParent::default()
         .create(ty, log.clone())
         .expect("a default parent has ports");

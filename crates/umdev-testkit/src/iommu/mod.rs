@@ -2,9 +2,9 @@
 //! a small TOML one), the VT-d driver over its units, and the core wired
 //! to both, with start-up drivers bound.
 //!
-//! Shared by several test crates, each using part of it.
+//! [`fake`] is a driver for failures the real model never produces.
 
-#![allow(dead_code)]
+pub mod fake;
 
 use std::sync::Arc;
 
@@ -18,14 +18,12 @@ use umdev_pci::{Bdf, Platform};
 
 /// Platform + driver + core.
 pub struct Rig {
+    /// The platform.
     pub platform: Arc<Platform>,
+    /// The VT-d driver over the platform's units.
     pub vtd: Arc<VtdIommu>,
+    /// The IOMMU core.
     pub iommu: Arc<Iommu>,
-}
-
-/// Parses `ssss:bb:dd.f`.
-pub fn bdf(text: &str) -> Bdf {
-    text.parse().unwrap()
 }
 
 impl Rig {

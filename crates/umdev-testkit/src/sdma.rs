@@ -2,15 +2,9 @@
 //! function (0000:01:00.0, 20-bit PASIDs) freed from its start-up driver,
 //! an [`Sdma`] over the function's DMA port, and consumers: paging domains
 //! mapping fresh memory, each attached to the function at its own PASID.
-//!
-//! Shared by several test crates, each using part of it.
 
-#![allow(dead_code)]
-
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use umdev_devices::irq::Interrupts;
 use umdev_devices::sdma::regs::*;
 use umdev_devices::sdma::{COMPLETION_SIZE, DESC_SIZE, Descriptor, Sdma, SdmaConfig, WorkQueue};
@@ -20,40 +14,27 @@ use umdev_iommu::pgtable::Prot;
 use umdev_iommu::system::System;
 use umdev_pci::Bdf;
 
+pub use crate::irq::Counter;
+
 /// The default platform's DMA engine function.
 pub fn pf() -> Bdf {
     "0000:01:00.0".parse().unwrap()
 }
 
-/// Counts triggers per vector.
-#[derive(Default)]
-pub struct Counter {
-    counts: Mutex<BTreeMap<u32, u64>>,
-}
-
-impl Counter {
-    /// Triggers of `vector` so far.
-    pub fn count(&self, vector: u32) -> u64 {
-        self.counts.lock().get(&vector).copied().unwrap_or(0)
-    }
-
-    /// Triggers of every vector so far.
-    pub fn total(&self) -> u64 {
-        self.counts.lock().values().sum()
-    }
-}
-
-impl Interrupts for Counter {
-    fn trigger(&self, vector: u32) {
-        *self.counts.lock().entry(vector).or_default() += 1;
-    }
-}
-
 /// A started system with an engine on the DMA function.
 pub struct Rig {
+    /// The platform.
     pub sys: System,
+    /// The engine on the DMA function.
     pub sdma: Sdma,
+    /// Its interrupts.
     pub irq: Arc<Counter>,
+}
+
+impl Default for Rig {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Rig {
@@ -146,8 +127,11 @@ impl Rig {
 
 /// A consumer's address space.
 pub struct Consumer {
+    /// The consumer's paging domain.
     pub domain: Arc<Domain>,
+    /// The PASID it is attached at.
     pub pasid: u32,
+    /// Its mapped regions: (IOVA, memory).
     pub regions: Vec<(u64, Arc<MemoryObject>)>,
 }
 
@@ -192,15 +176,22 @@ impl Consumer {
 /// A completion record decoded by the documented offsets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cr {
+    /// Completion status.
     pub status: u8,
+    /// Result byte.
     pub result: u8,
+    /// Fault information.
     pub fault_info: u8,
+    /// Bytes completed.
     pub bytes: u32,
+    /// The faulting address.
     pub fault_addr: u64,
+    /// The operation's value (CRC, compare result).
     pub value: u64,
 }
 
 impl Cr {
+    /// Decodes a record from its bytes, checking reserved bytes are zero.
     pub fn parse(b: &[u8]) -> Self {
         assert_eq!(b.len(), COMPLETION_SIZE);
         assert_eq!(b[3], 0, "reserved byte 3");
@@ -221,25 +212,31 @@ impl Cr {
     }
 }
 
+/// Completion status: success.
 pub const SUCCESS: u8 = 0x01;
+/// Completion status: page fault.
 pub const PAGE_FAULT: u8 = 0x03;
 
+/// Reads a dword of the WQ's registers.
 pub fn read32(wq: &WorkQueue, offset: u64) -> u32 {
     let mut b = [0u8; 4];
     wq.mmio_read(offset, &mut b).unwrap();
     u32::from_le_bytes(b)
 }
 
+/// Reads a qword of the WQ's registers.
 pub fn read64(wq: &WorkQueue, offset: u64) -> u64 {
     let mut b = [0u8; 8];
     wq.mmio_read(offset, &mut b).unwrap();
     u64::from_le_bytes(b)
 }
 
+/// Writes a dword of the WQ's registers.
 pub fn write32(wq: &WorkQueue, offset: u64, value: u32) {
     wq.mmio_write(offset, &value.to_le_bytes()).unwrap();
 }
 
+/// Writes a qword of the WQ's registers.
 pub fn write64(wq: &WorkQueue, offset: u64, value: u64) {
     wq.mmio_write(offset, &value.to_le_bytes()).unwrap();
 }

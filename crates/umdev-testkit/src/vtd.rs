@@ -1,7 +1,5 @@
 //! Shared fixtures of the unit_* integration tests.
 
-#![allow(dead_code)]
-
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -74,6 +72,7 @@ impl FaultHandler for Recorder {
 }
 
 impl Recorder {
+    /// The records seen so far, forgotten.
     pub fn take(&self) -> Vec<FaultRecord> {
         std::mem::take(&mut *self.0.lock())
     }

@@ -1,8 +1,6 @@
 //! Shared by the FUSE tests: a host with its tree mounted in a temporary
 //! directory, and a shell to run commands in it.
 
-#![allow(dead_code)] // Each test binary uses a different part.
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -12,7 +10,7 @@ use umdev_devices::host::Host;
 use umdev_sysfs::{MountHandle, mount};
 
 /// A mounted tree of a fresh default host.
-pub struct Mounted {
+pub struct Rig {
     /// The model.
     pub host: Arc<Host>,
     /// Successful writes seen by `on_change`.
@@ -23,7 +21,13 @@ pub struct Mounted {
     pub dir: tempfile::TempDir,
 }
 
-impl Mounted {
+impl Default for Rig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Rig {
     /// Mounts the default host's tree at `<tempdir>/sys`.
     pub fn new() -> Self {
         let host = Host::default_platform().expect("default host");
@@ -88,7 +92,7 @@ impl Mounted {
     }
 }
 
-impl Drop for Mounted {
+impl Drop for Rig {
     fn drop(&mut self) {
         if let Some(h) = self.handle.take() {
             h.unmount().expect("unmount");

@@ -1,7 +1,5 @@
-//! Test doubles shared by the integration tests: a recording IOMMU layer and
-//! a configurable driver.
-
-#![allow(dead_code)]
+//! PCI platform fixtures: addresses of the default platform, a recording
+//! IOMMU layer and a configurable driver.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -10,17 +8,26 @@ use parking_lot::Mutex;
 use rustix::io::Errno;
 use umdev_pci::{Bdf, PciDev, PciDeviceId, PciDriver, Platform, SriovConfigure};
 
-/// Parses an address.
+/// Parses an address (`ssss:bb:dd.f`); panics on a malformed one.
 pub fn bdf(s: &str) -> Bdf {
     s.parse().unwrap()
+}
+
+/// The default platform's NVMe function (0000:05:00.0).
+pub fn nvme() -> Bdf {
+    bdf("0000:05:00.0")
 }
 
 /// What the platform told the IOMMU layer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
+    /// `probe_device`: the device and the group it was put in.
     Probe(Bdf, u32),
+    /// `release_device`.
     Release(Bdf),
+    /// A DMA-API user appeared on the device (driver bound).
     Use(Bdf),
+    /// The DMA-API user went away.
     Unuse(Bdf),
 }
 
@@ -28,22 +35,28 @@ pub enum Event {
 /// (EBUSY) for devices of groups marked user-owned.
 #[derive(Default)]
 pub struct MockIommu {
+    /// Every call, in order.
     pub events: Mutex<Vec<Event>>,
+    /// The group of each probed device.
     pub groups: Mutex<BTreeMap<Bdf, u32>>,
+    /// Groups marked user-owned.
     pub owned: Mutex<BTreeSet<u32>>,
     /// DMA-API users per group (iommu group owner_cnt with owner NULL).
     pub users: Mutex<BTreeMap<u32, usize>>,
 }
 
 impl MockIommu {
+    /// Every call so far.
     pub fn events(&self) -> Vec<Event> {
         self.events.lock().clone()
     }
 
+    /// Forgets the calls so far.
     pub fn clear(&self) {
         self.events.lock().clear();
     }
 
+    /// Marks group `g` user-owned.
     pub fn own_group(&self, g: u32) {
         self.owned.lock().insert(g);
     }
@@ -88,12 +101,19 @@ pub fn hook(p: &Platform) -> Arc<MockIommu> {
 
 /// A driver whose probe result and behaviour tests choose.
 pub struct TestDriver {
+    /// The driver's name.
     pub name: String,
+    /// Whether it is a DMA-API (kernel) driver.
     pub managed: bool,
+    /// The ids it matches.
     pub ids: Vec<PciDeviceId>,
+    /// What `probe` returns.
     pub probe_result: Mutex<Result<(), Errno>>,
+    /// Devices probed so far.
     pub probed: Mutex<Vec<Bdf>>,
+    /// Devices removed so far.
     pub removed: Mutex<Vec<Bdf>>,
+    /// Its `sriov_configure`, if any.
     pub sriov: Option<SriovMode>,
     /// What probe saw through read-only platform queries.
     pub seen: Mutex<Vec<String>>,
@@ -108,6 +128,7 @@ pub enum SriovMode {
 }
 
 impl TestDriver {
+    /// A driver named `name` matching `ids`.
     pub fn new(name: &str, managed: bool, ids: Vec<PciDeviceId>) -> Self {
         Self {
             name: name.into(),
@@ -121,6 +142,7 @@ impl TestDriver {
         }
     }
 
+    /// The driver behind an `Arc`.
     pub fn arc(self) -> Arc<Self> {
         Arc::new(self)
     }
