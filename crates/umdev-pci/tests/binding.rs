@@ -303,7 +303,9 @@ fn sriov_numvfs_errnos() {
     assert_eq!(errno(p.set_sriov_numvfs(pf, 3)), Errno::BUSY);
     p.set_sriov_numvfs(pf, 0).unwrap();
     p.set_sriov_numvfs(pf, 3).unwrap();
-    assert_eq!(p.function(pf).unwrap().sriov.unwrap().num_vfs, 3);
+    let info = p.function(pf).unwrap();
+    assert!(info.is_physfn());
+    assert_eq!(info.num_vfs, 3);
     // i40e disables its VFs when it is unbound.
     p.unbind("i40e", pf).unwrap();
     assert_eq!(p.sriov_numvfs(pf).unwrap(), 0);

@@ -292,7 +292,7 @@ fn vfs_follow_the_live_acs_path() {
         .ext_capability(PCI_EXT_CAP_ID_ACS)
         .unwrap();
     p.config_write(rp, acs + PCI_ACS_CTRL, &[0, 0]).unwrap();
-    assert_eq!(p.function(rp).unwrap().acs, Some((0x1d, 0)));
+    assert_eq!(p.function(rp).unwrap().acs_regs, Some((0x1d, 0)));
     p.set_sriov_numvfs(bdf("01:00.0"), 2).unwrap();
     assert_eq!(
         groups(&p),

@@ -243,9 +243,9 @@ pub fn attach_dmatest(sys: &System) -> Vec<Arc<DmaTest>> {
         let bar0 = info
             .bars
             .iter()
-            .any(|b| b.index == 0 && b.size >= DMATEST_REGS_SIZE);
+            .any(|b| b.index == 0 && b.size.0 >= DMATEST_REGS_SIZE);
         let free = matches!(platform.bar_handler(bdf), Ok(None));
-        if info.header_type != PCI_HEADER_TYPE_NORMAL || !bar0 || !free {
+        if info.header_type() != PCI_HEADER_TYPE_NORMAL || !bar0 || !free {
             continue;
         }
         let Ok(dma) = sys.iommu.dma_for(bdf) else {

@@ -167,7 +167,7 @@ pub fn topology(host: &Host, sockets: &SocketMap) -> Topology {
             driver: f.driver.clone(),
             driver_override: f.driver_override.clone(),
             iommu_group: f.iommu_group,
-            sriov: f.sriov.map(|s| (s.num_vfs, s.total_vfs)),
+            sriov: f.sriov.as_ref().map(|s| (f.num_vfs, s.total_vfs)),
             physfn: f.physfn.map(|b| b.to_string()),
         })
         .collect();
