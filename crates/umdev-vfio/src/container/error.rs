@@ -4,7 +4,7 @@
 use rustix::io::Errno;
 use umdev_iommu::iommu::IommuError;
 
-use crate::error::IommufdError;
+use umdev_iommufd::IommufdError;
 
 /// Why a VFIO group or container operation failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

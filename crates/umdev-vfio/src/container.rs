@@ -5,10 +5,11 @@
 //! fds open only once an IOMMU is set.
 //!
 //! Design: the container's DMA state is an IOAS of a private iommufd
-//! context, driven by the VFIO compat ioctls of [`crate::vfio_compat`] (as
-//! Linux does with CONFIG_IOMMUFD_VFIO_CONTAINER), so MAP/UNMAP/GET_INFO,
-//! v1 splitting and the mirroring of mappings into every domain follow the
-//! iommufd rules (a v2 partial unmap is ENOENT, as through iommufd's
+//! context, driven by the VFIO compat ioctls of
+//! [`umdev_iommufd::vfio_compat`] (iommufd's vfio_compat.c, which stays in
+//! umdev-iommufd; Linux uses it with CONFIG_IOMMUFD_VFIO_CONTAINER), so
+//! MAP/UNMAP/GET_INFO, v1 splitting and the mirroring of mappings into
+//! every domain follow the iommufd rules (a v2 partial unmap is ENOENT, as through iommufd's
 //! `/dev/vfio/vfio`, where vfio_iommu_type1.c said EINVAL). The group side
 //! is type1's: whole IOMMU groups are attached with `iommu_attach_group`
 //! to paging HWPTs over that IOAS, and the container records each
@@ -32,19 +33,33 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use umdev_iommu::iommu::{Group, Iommu, OwnerCookie};
 use umdev_iommu::memory::HostMemory;
+use umdev_iommufd::vfio_compat::{
+    VFIO_API_VERSION, VFIO_TYPE1_IOMMU, VFIO_TYPE1V2_IOMMU, VFIO_UNMAP_ALL, VfioDmaMap,
+    VfioDmaUnmap, VfioDmaUnmapFlags,
+};
+use umdev_iommufd::{Ictx, VfioIoasOp};
 
 pub use backing::BackingInfo;
-use backing::{BackingTable, ClaimPath};
+use backing::BackingTable;
 pub use error::{VfioError, VfioResult};
 pub use group::{
     Vfio, VfioDeviceFd, VfioGroup, VfioGroupKey, VfioGroupKind, VfioGroupStatus, uuid_string,
 };
 
-use crate::ictx::{Ictx, VfioIoasOp};
-use crate::vfio_compat::{
-    VFIO_API_VERSION, VFIO_TYPE1_IOMMU, VFIO_TYPE1V2_IOMMU, VFIO_UNMAP_ALL, VfioDmaMap,
-    VfioDmaUnmap, VfioDmaUnmapFlags,
-};
+/// How a vfio group reaches the backing group, which decides the errno of
+/// a refused ownership claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClaimPath {
+    /// A vfio-pci group claims its own IOMMU group exclusively
+    /// (container.c `vfio_container_attach_group` →
+    /// `iommu_group_claim_dma_owner`): any other owner is EPERM.
+    Physical,
+    /// An IOMMU-backed mdev uses its parent's group: a group another
+    /// container or context already owns is EBUSY (the seed 004 outcome of
+    /// `__iommu_attach_group`); one kernel DMA-API drivers use is EPERM
+    /// (not viable).
+    IommuBacked,
+}
 
 #[derive(Default)]
 struct ContainerState {
@@ -165,7 +180,7 @@ impl VfioContainer {
             return Err(VfioError::UnsupportedIommuType { iommu_type });
         }
         self.ictx.vfio_set_iommu(iommu_type)?;
-        let ioas = self.ictx.get_ioas(self.ioas_id)?;
+        let ioas = self.ictx.ioas(self.ioas_id)?;
         if let Err(e) = state.backing.attach_all(&self.iommu, &ioas) {
             self.release_iommu();
             return Err(e);
@@ -223,7 +238,7 @@ impl VfioContainer {
             if state.iommu_type.is_some() {
                 let attached = self
                     .ictx
-                    .get_ioas(self.ioas_id)
+                    .ioas(self.ioas_id)
                     .map_err(VfioError::from)
                     .and_then(|ioas| state.backing.attach(&self.iommu, &ioas, group.id()));
                 if let Err(e) = attached {

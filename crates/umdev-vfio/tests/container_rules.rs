@@ -10,14 +10,14 @@ use rustix::io::Errno;
 use umdev_iommu::dma::Dma;
 use umdev_iommu::memory::MemoryObject;
 use umdev_iommu::system::System;
-use umdev_iommufd::container::{
-    Vfio, VfioContainer, VfioGroup, VfioGroupKey, VfioGroupKind, VfioGroupStatus, uuid_string,
-};
 use umdev_iommufd::vfio_compat::{
     VFIO_DMA_CC_IOMMU, VFIO_SPAPR_TCE_IOMMU, VFIO_TYPE1_IOMMU, VFIO_TYPE1V2_IOMMU, VfioDmaMap,
     VfioDmaMapFlags, VfioDmaUnmap, VfioDmaUnmapFlags,
 };
 use umdev_pci::Bdf;
+use umdev_vfio::container::{
+    Vfio, VfioContainer, VfioGroup, VfioGroupKey, VfioGroupKind, VfioGroupStatus, uuid_string,
+};
 
 const PAGE: u64 = 4096;
 const IOVA: u64 = 0x20_0000;

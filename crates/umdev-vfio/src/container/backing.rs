@@ -26,28 +26,14 @@ use std::sync::Arc;
 use rustix::io::Errno;
 use umdev_iommu::iommu::ops::ResvType;
 use umdev_iommu::iommu::{Group, Iommu, IommuError, OwnerCookie, PagingFlags};
+use umdev_iommufd::IommufdError;
+use umdev_iommufd::hwpt::HwptPaging;
+use umdev_iommufd::io_pagetable::{IovaRange, ReservedOwner, next_key};
+use umdev_iommufd::ioas::Ioas;
 
+use super::ClaimPath;
 use super::error::{VfioError, VfioResult};
 use super::group::VfioGroupKey;
-use crate::error::IommufdError;
-use crate::hwpt::HwptPaging;
-use crate::io_pagetable::{IovaRange, ReservedOwner};
-use crate::ioas::{Ioas, next_key};
-
-/// How a vfio group reaches the backing group, which decides the errno of
-/// a refused ownership claim.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ClaimPath {
-    /// A vfio-pci group claims its own IOMMU group exclusively
-    /// (container.c `vfio_container_attach_group` →
-    /// `iommu_group_claim_dma_owner`): any other owner is EPERM.
-    Physical,
-    /// An IOMMU-backed mdev uses its parent's group: a group another
-    /// container or context already owns is EBUSY (the seed 004 outcome of
-    /// `__iommu_attach_group`); one kernel DMA-API drivers use is EPERM
-    /// (not viable).
-    IommuBacked,
-}
 
 /// One backing IOMMU group and the vfio groups sharing it.
 struct Backing {
@@ -180,7 +166,7 @@ impl BackingTable {
         let resv = ReservedOwner::Device(rec.resv_key);
         reserve_group_regions(iommu, ioas, &group, resv)?;
         let domain = self.attach_domain(iommu, ioas, &group).inspect_err(|_| {
-            ioas.iopt.lock().remove_reserved(resv);
+            ioas.iopt().remove_reserved(resv);
         })?;
         self.records
             .get_mut(&group_id)
@@ -236,8 +222,7 @@ impl BackingTable {
         // off this domain; iommu_detach_group returns nothing in Linux.
         let _ = iommu.detach_group(hwpt.domain(), &rec.group);
         hwpt.ioas()
-            .iopt
-            .lock()
+            .iopt()
             .remove_reserved(ReservedOwner::Device(rec.resv_key));
         let in_use = self
             .records
@@ -271,7 +256,7 @@ fn reserve_group_regions(
     group: &Group,
     owner: ReservedOwner,
 ) -> VfioResult<()> {
-    let mut iopt = ioas.iopt.lock();
+    let mut iopt = ioas.iopt();
     for bdf in group.devices() {
         for r in iommu.ops().resv_regions(bdf) {
             if r.kind == ResvType::DirectRelaxable || r.length == 0 {

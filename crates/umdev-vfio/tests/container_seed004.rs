@@ -16,12 +16,12 @@ use umdev_iommu::dma::Dma;
 use umdev_iommu::memory::MemoryObject;
 use umdev_iommu::system::System;
 use umdev_iommufd::Ictx;
-use umdev_iommufd::container::{
+use umdev_iommufd::vfio_compat::{VFIO_TYPE1V2_IOMMU, VfioDmaMap, VfioDmaMapFlags};
+use umdev_pci::Bdf;
+use umdev_vfio::container::{
     BackingInfo, Vfio, VfioContainer, VfioGroup, VfioGroupKey, VfioGroupKind, VfioGroupStatus,
     uuid_string,
 };
-use umdev_iommufd::vfio_compat::{VFIO_TYPE1V2_IOMMU, VfioDmaMap, VfioDmaMapFlags};
-use umdev_pci::Bdf;
 
 const MDEV_A: u128 = 0x8fd6_4f0f_6b8e_4b5e_9c1a_0000_0000_0001;
 const MDEV_B: u128 = 0x8fd6_4f0f_6b8e_4b5e_9c1a_0000_0000_0002;

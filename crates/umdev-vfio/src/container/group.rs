@@ -16,9 +16,8 @@ use parking_lot::Mutex;
 use umdev_iommu::iommu::{Group, Iommu};
 use umdev_pci::Bdf;
 
-use super::VfioContainer;
-use super::backing::ClaimPath;
 use super::error::{VfioError, VfioResult};
+use super::{ClaimPath, VfioContainer};
 
 /// Which vfio group: the IOMMU group number of a physical group, or the
 /// UUID of an mdev (each mdev has a singleton group of its own).
