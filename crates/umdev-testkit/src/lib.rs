@@ -6,7 +6,7 @@
 //! One naming scheme: a layer's fixture is `<module>::Rig` (the stack up to
 //! that layer, built on the embedded default platform unless a constructor
 //! says otherwise); helpers are free functions of the module whose objects
-//! they act on; a running daemon is [`daemon::Daemon`].
+//! they act on; a running daemon is `daemon::Daemon`.
 //!
 //! ```
 //! # #[cfg(feature = "iommu")] {

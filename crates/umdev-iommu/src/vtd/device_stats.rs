@@ -3,7 +3,7 @@
 //! small ordered map behind an uncontended lock: a lookup is a few
 //! compares, no hashing); readers merge the shards.
 //!
-//! Only DMA issued through a [`super::DmaPort`] is counted here (the unit
+//! Only DMA issued through a [`crate::dma::DmaPort`] is counted here (the unit
 //! totals in [`super::UnitStats`] also count bare [`IommuUnit::translate`]
 //! calls); faults are counted wherever they are reported.
 

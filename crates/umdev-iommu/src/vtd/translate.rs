@@ -260,7 +260,7 @@ impl IommuUnit {
     /// the host-physical address and the leaf it came from, or the fault,
     /// which is also logged (unless FPD) and handed to the domain's
     /// handler. The result is a snapshot: only DMA through a
-    /// [`super::DmaPort`] is protected against a concurrent unmap.
+    /// [`crate::dma::DmaPort`] is protected against a concurrent unmap.
     pub fn translate(
         &self,
         bdf: Bdf,
