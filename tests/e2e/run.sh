@@ -57,7 +57,7 @@ die() { log "ERROR: $*"; exit 2; }
 [ "$(id -u)" = 0 ] || die "run as root (the QEMU runner uses chroot and mounts; umdev mounts FUSE)"
 [ -x "$TOOL/run-guest.sh" ] || die "no QEMU runner at $TOOL"
 "$TOOL/run-guest.sh" --check >/dev/null ||
-    die "the QEMU runner is not set up: run $TOOL/setup.sh (as root, needs the Debian archive)"
+    die "the QEMU runner is not set up: run the tests with ./test.sh, or $TOOL/setup.sh (as root, needs the Debian archive)"
 for c in "${CASES[@]}"; do
     [[ " ${ALL_CASES[*]} " == *" $c "* ]] || die "unknown case $c (cases: ${ALL_CASES[*]})"
 done

@@ -11,17 +11,14 @@
 //!   two buffers, on one thread and on two at once: the baselines;
 //! - `desc_rate/64B_x{1,32}`: 64-byte memmoves, one or 32 per doorbell.
 
-#[path = "../tests/sdma_support/mod.rs"]
-mod sdma_support;
-
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use sdma_support::*;
 use umdev_devices::sdma::Descriptor;
 use umdev_devices::sdma::regs::WQ_HEAD;
 use umdev_iommu::pgtable::Prot;
+use umdev_testkit::sdma::*;
 
 const MAIN: u64 = 0x10_0000;
 const SLOTS: u32 = 64;

@@ -54,6 +54,25 @@ pub struct Servable {
 }
 
 /// The running model.
+///
+/// Bring up the embedded default platform, carve an mtty mdev out of its
+/// `mtty` parent and find it among the devices the faces serve:
+///
+/// ```
+/// use umdev_devices::host::Host;
+///
+/// let host = Host::default_platform()?;
+/// let mtty1 = host.mtty.mdev_type("mtty-1")?;
+/// let mdev = mtty1.create("83b8f4f2-509f-382f-3c1e-e6bfe0fa0001".parse()?)?;
+/// let served = host.servable();
+/// assert!(served.iter().any(|s| s.name == mdev.uuid().to_string()));
+/// // A second create with the same UUID fails as the kernel's does.
+/// let again = mtty1.create(mdev.uuid());
+/// assert_eq!(again.unwrap_err().errno(), rustix::io::Errno::EXIST);
+/// mdev.remove()?;
+/// assert!(host.servable().is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Host {
     /// Platform, VT-d driver and IOMMU core.
     pub system: System,

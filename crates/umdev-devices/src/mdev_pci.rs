@@ -129,10 +129,10 @@ impl MdevPci {
     fn probe_function(&self, dev: &PciDev<'_>) -> Result<(), MdevPciError> {
         let bdf = dev.bdf();
         let info = dev.info();
-        if info.header_type != PCI_HEADER_TYPE_NORMAL {
+        if info.header_type() != PCI_HEADER_TYPE_NORMAL {
             return Err(MdevPciError::HeaderType {
                 bdf,
-                header_type: info.header_type,
+                header_type: info.header_type(),
             });
         }
         let num_vfs = dev.num_vfs();

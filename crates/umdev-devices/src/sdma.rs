@@ -37,11 +37,10 @@ mod exec;
 mod ims;
 pub mod regs;
 mod wq;
-mod xfer;
 
 use std::sync::Arc;
 
-use umdev_iommu::unit::Dma;
+use umdev_iommu::dma::Dma;
 use umdev_pci::Bdf;
 
 pub use completion::{COMPLETION_ALIGN, COMPLETION_SIZE, CompletionRecord, FaultInfo, Status};

@@ -36,7 +36,6 @@ use std::sync::Arc;
 use rustix::io::Errno;
 use umdev_iommu::iommu::Iommu;
 use umdev_iommu::system::System;
-use umdev_iommu::unit::VtdIommu;
 use umdev_pci::{Bdf, PciDev, PciDeviceId, PciDriver, PciError};
 use umdev_vfio::mdev::{Mdev, MdevBus, MdevParent, MdevTypeDesc, PciParents};
 
@@ -57,7 +56,6 @@ pub const SDMA_PCI_ID: PciDeviceId = PciDeviceId::device(0x8086, 0x0b25);
 
 /// The sdma PCI driver and the parents it registered.
 pub struct SdmaMdev {
-    vtd: Arc<VtdIommu>,
     iommu: Arc<Iommu>,
     bus: Arc<MdevBus>,
     config: SdmaConfig,
@@ -88,7 +86,6 @@ impl SdmaMdev {
         config: SdmaConfig,
     ) -> Result<Arc<Self>, PciError> {
         let this = Arc::new(Self {
-            vtd: system.vtd.clone(),
             iommu: system.iommu.clone(),
             bus: bus.clone(),
             config,
@@ -119,12 +116,12 @@ impl SdmaMdev {
     }
 
     fn probe_function(&self, bdf: Bdf) -> Result<(), SdmaMdevError> {
-        let port = self
-            .vtd
-            .dma_port(bdf)
+        let dma = self
+            .iommu
+            .dma_for(bdf)
             .map_err(|errno| SdmaMdevError::NoDmaPort { bdf, errno })?;
         let router = Arc::new(ImsRouter::default());
-        let sdma = Arc::new(Sdma::new(Arc::new(port), router.clone(), self.config)?);
+        let sdma = Arc::new(Sdma::new(dma, router.clone(), self.config)?);
         let driver = Arc::new(SdmaParent::new(bdf, self.iommu.clone(), sdma, router));
         let types = vec![MdevTypeDesc::new(
             Self::TYPE,

@@ -4,149 +4,13 @@
 //! device programmed through `Platform::bar_write` like a user driver
 //! would through a VFIO BAR region.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use proptest::prelude::*;
+use umdev_devices::dmatest::attach_dmatest;
 use umdev_devices::dmatest::regs::*;
-use umdev_devices::dmatest::{DmaTest, attach_dmatest};
-use umdev_devices::irq::Interrupts;
-use umdev_iommu::iommu::{Domain, OwnerCookie, PagingFlags};
-use umdev_iommu::memory::MemoryObject;
-use umdev_iommu::pgtable::Prot;
 use umdev_iommu::system::System;
-use umdev_iommu::unit::FaultReason;
-use umdev_pci::Bdf;
-use umdev_pci::regs::{PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY};
-
-/// IOVA of the mapped window.
-const IOVA: u64 = 0x10_0000;
-/// Size of the mapped window.
-const WINDOW: u64 = 64 << 10;
-
-#[derive(Default)]
-struct Counter(AtomicU64);
-
-impl Interrupts for Counter {
-    fn trigger(&self, vector: u32) {
-        assert_eq!(vector, 0);
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-struct Rig {
-    sys: System,
-    dev: Bdf,
-    model: Arc<DmaTest>,
-    mem: Arc<MemoryObject>,
-    irq: Arc<Counter>,
-    _domain: Arc<Domain>,
-    _owner: OwnerCookie,
-}
-
-fn nvme() -> Bdf {
-    "0000:05:00.0".parse().unwrap()
-}
-
-/// The NVMe function owned by a user, `WINDOW` bytes mapped at `IOVA`,
-/// memory decoding and bus mastering on.
-fn rig() -> Rig {
-    let sys = System::default_platform().unwrap();
-    let models = attach_dmatest(&sys);
-    let dev = nvme();
-    let model = models.iter().find(|m| m.bdf() == dev).unwrap().clone();
-    sys.platform.unbind("nvme", dev).unwrap();
-    let owner = OwnerCookie::new();
-    sys.iommu.device_claim_dma_owner(dev, &owner).unwrap();
-    let domain = sys
-        .iommu
-        .domain_alloc_paging(dev, PagingFlags::default())
-        .unwrap();
-    let mem = sys.vtd.memory().alloc_anonymous(WINDOW).unwrap();
-    domain
-        .map(IOVA, mem.base(), WINDOW, Prot::READ | Prot::WRITE)
-        .unwrap();
-    let group = sys.iommu.device_group(dev).unwrap();
-    sys.iommu.attach_group(&domain, &group).unwrap();
-    let irq = Arc::new(Counter::default());
-    model.set_interrupts(Some(irq.clone()));
-    let rig = Rig {
-        sys,
-        dev,
-        model,
-        mem,
-        irq,
-        _domain: domain,
-        _owner: owner,
-    };
-    rig.command(PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
-    rig
-}
-
-impl Rig {
-    fn command(&self, cmd: u16) {
-        self.sys
-            .platform
-            .config_write(self.dev, PCI_COMMAND, &cmd.to_le_bytes())
-            .unwrap();
-    }
-
-    fn w32(&self, reg: u64, v: u32) {
-        self.sys
-            .platform
-            .bar_write(self.dev, 0, reg, &v.to_le_bytes())
-            .unwrap();
-    }
-
-    fn w64(&self, reg: u64, v: u64) {
-        self.sys
-            .platform
-            .bar_write(self.dev, 0, reg, &v.to_le_bytes())
-            .unwrap();
-    }
-
-    fn r32(&self, reg: u64) -> u32 {
-        let mut b = [0; 4];
-        self.sys
-            .platform
-            .bar_read(self.dev, 0, reg, &mut b)
-            .unwrap();
-        u32::from_le_bytes(b)
-    }
-
-    fn r64(&self, reg: u64) -> u64 {
-        let mut b = [0; 8];
-        self.sys
-            .platform
-            .bar_read(self.dev, 0, reg, &mut b)
-            .unwrap();
-        u64::from_le_bytes(b)
-    }
-
-    /// Programs and starts an operation; returns STATUS.
-    fn run(&self, op: u32, src: u64, dst: u64, len: u32) -> u32 {
-        self.w64(DMATEST_SRC_LO, src);
-        self.w64(DMATEST_DST_LO, dst);
-        self.w32(DMATEST_LEN, len);
-        self.w32(DMATEST_CMD, op | DMATEST_CMD_START);
-        self.r32(DMATEST_STATUS)
-    }
-
-    fn memory(&self) -> Vec<u8> {
-        let mut b = vec![0; WINDOW as usize];
-        self.mem.read(0, &mut b).unwrap();
-        b
-    }
-
-    fn faults(&self) -> Vec<umdev_iommu::unit::FaultRecord> {
-        self.sys
-            .vtd
-            .unit_for(self.dev)
-            .unwrap()
-            .fault_log()
-            .records()
-    }
-}
+use umdev_iommu::vtd::FaultReason;
+use umdev_pci::regs::{PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY};
+use umdev_testkit::dmatest::{IOVA, Rig, WINDOW};
 
 /// Bytes without short periods.
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -177,7 +41,7 @@ fn identification_and_attach() {
     );
     // A second attach leaves them in place.
     assert!(attach_dmatest(&sys).is_empty());
-    let rig = rig();
+    let rig = Rig::new();
     assert_eq!(rig.r32(DMATEST_ID), DMATEST_ID_VALUE);
     assert_eq!(rig.r32(DMATEST_VERSION), DMATEST_VERSION_VALUE);
     // Past the register window, and unaligned accesses: zero.
@@ -189,7 +53,7 @@ fn identification_and_attach() {
 
 #[test]
 fn copy_lands_in_memory_and_interrupts() {
-    let rig = rig();
+    let rig = Rig::new();
     let len = 20_000u32;
     let data = pattern(len as usize, 0x5c);
     rig.mem.write(0, &data).unwrap();
@@ -200,7 +64,7 @@ fn copy_lands_in_memory_and_interrupts() {
     assert_eq!(rig.r32(DMATEST_COMPLETIONS), 1);
     let mem = rig.memory();
     assert_eq!(&mem[0x8000..0x8000 + len as usize], &data[..]);
-    assert_eq!(rig.irq.0.load(Ordering::Relaxed), 1);
+    assert_eq!(rig.irq.only(0), 1);
     assert!(rig.faults().is_empty());
     // DONE is write-1-to-clear; without IRQ_CTRL no interrupt.
     rig.w32(DMATEST_STATUS, DMATEST_STATUS_DONE);
@@ -210,7 +74,7 @@ fn copy_lands_in_memory_and_interrupts() {
         rig.run(DMATEST_OP_COPY, IOVA, IOVA + 0x100, 16),
         DMATEST_STATUS_DONE
     );
-    assert_eq!(rig.irq.0.load(Ordering::Relaxed), 1);
+    assert_eq!(rig.irq.only(0), 1);
     // Disconnected: enabled interrupts go nowhere.
     rig.model.set_interrupts(None);
     rig.w32(DMATEST_IRQ_CTRL, DMATEST_IRQ_ENABLE);
@@ -218,13 +82,13 @@ fn copy_lands_in_memory_and_interrupts() {
         rig.run(DMATEST_OP_COPY, IOVA, IOVA + 0x100, 16),
         DMATEST_STATUS_DONE
     );
-    assert_eq!(rig.irq.0.load(Ordering::Relaxed), 1);
+    assert_eq!(rig.irq.only(0), 1);
     assert_eq!(rig.r32(DMATEST_COMPLETIONS), 3);
 }
 
 #[test]
 fn fill_writes_the_pattern() {
-    let rig = rig();
+    let rig = Rig::new();
     rig.w64(DMATEST_FILL_LO, 0x0807_0605_0403_0201);
     assert_eq!(rig.r64(DMATEST_FILL_LO), 0x0807_0605_0403_0201);
     let status = rig.run(DMATEST_OP_FILL, 0, IOVA + 3, 9000);
@@ -239,7 +103,7 @@ fn fill_writes_the_pattern() {
 
 #[test]
 fn unmapped_iova_faults_with_the_address() {
-    let rig = rig();
+    let rig = Rig::new();
     let data = pattern(0x3000, 1);
     rig.mem.write(0, &data).unwrap();
     rig.w32(DMATEST_IRQ_CTRL, DMATEST_IRQ_ENABLE);
@@ -253,7 +117,7 @@ fn unmapped_iova_faults_with_the_address() {
     let end = IOVA + WINDOW;
     assert_eq!(rig.r64(DMATEST_FAULT_LO), end);
     assert_eq!(rig.r32(DMATEST_DONE_BYTES), 0x2000);
-    assert_eq!(rig.irq.0.load(Ordering::Relaxed), 1, "errors interrupt too");
+    assert_eq!(rig.irq.only(0), 1, "errors interrupt too");
     let faults = rig.faults();
     assert_eq!(faults.len(), 1);
     assert_eq!(faults[0].requester, rig.dev);
@@ -285,7 +149,7 @@ fn unmapped_iova_faults_with_the_address() {
 
 #[test]
 fn memory_decoding_off_ignores_writes() {
-    let rig = rig();
+    let rig = Rig::new();
     rig.mem.write(0, &pattern(256, 9)).unwrap();
     rig.w32(DMATEST_LEN, 256);
     rig.command(PCI_COMMAND_MASTER);
@@ -304,7 +168,7 @@ fn memory_decoding_off_ignores_writes() {
 
 #[test]
 fn no_bus_master_no_dma() {
-    let rig = rig();
+    let rig = Rig::new();
     rig.mem.write(0, &pattern(64, 3)).unwrap();
     rig.command(PCI_COMMAND_MEMORY);
     let status = rig.run(DMATEST_OP_COPY, IOVA, IOVA + 0x1000, 64);
@@ -318,7 +182,7 @@ fn no_bus_master_no_dma() {
 
 #[test]
 fn invalid_commands() {
-    let rig = rig();
+    let rig = Rig::new();
     let invalid = DMATEST_STATUS_ERROR | (DMATEST_ERR_INVALID << DMATEST_STATUS_CODE_SHIFT);
     assert_eq!(rig.run(0x6, IOVA, IOVA, 16), invalid, "unknown op");
     assert_eq!(
@@ -335,9 +199,9 @@ fn invalid_commands() {
 #[test]
 fn a_blocked_device_cannot_dma() {
     // The group back in its blocking domain (owned, nothing attached).
-    let rig = rig();
+    let rig = Rig::new();
     let group = rig.sys.iommu.device_group(rig.dev).unwrap();
-    rig.sys.iommu.detach_group(&rig._domain, &group).unwrap();
+    rig.sys.iommu.detach_group(&rig.domain, &group).unwrap();
     let status = rig.run(DMATEST_OP_COPY, IOVA, IOVA + 0x1000, 64);
     assert_eq!(status >> DMATEST_STATUS_CODE_SHIFT, DMATEST_ERR_READ_FAULT);
     assert_eq!(rig.faults().last().unwrap().requester, rig.dev);
@@ -352,7 +216,7 @@ proptest! {
     fn copies_match_a_model(
         ops in proptest::collection::vec((0..WINDOW + 0x2000, 0..WINDOW + 0x2000, 0u32..0x5000), 1..12),
     ) {
-        let rig = rig();
+        let rig = Rig::new();
         let mut model = pattern(WINDOW as usize, 0x77);
         rig.mem.write(0, &model).unwrap();
         for (src, dst, len) in ops {

@@ -3,27 +3,24 @@
 //! driver, unbind and rebind), the probe refusals, and a consumer driving
 //! the wrapped function's DMA test device through the mdev.
 
-mod vfio_support;
-
 use std::sync::Arc;
 
 use rustix::io::Errno;
 use umdev_devices::dmatest::regs::*;
 use umdev_devices::dmatest::{DmaTest, attach_dmatest};
-use umdev_devices::irq::Interrupts;
 use umdev_devices::mdev_pci::{MdevPci, type_name};
-use umdev_iommu::system::System;
 use umdev_iommufd::{Ictx, MapFlags};
 use umdev_pci::regs::{PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY};
 use umdev_pci::{Bdf, PciDev, PciDeviceId, PciDriver, SriovConfigure};
+use umdev_testkit::irq::ToVfio;
+use umdev_testkit::mdev_pci::{Rig, UUID_A};
+use umdev_testkit::vfio::{msix_eventfd, r32, w32};
+use umdev_testkit::{bdf, nvme};
 use umdev_vfio::device::irq_set_flags::*;
 use umdev_vfio::device::{EventFd, IrqData, SetIrqs, irq, region};
-use umdev_vfio::mdev::{Mdev, MdevBus, MdevParent, MdevType, MdevUuid};
+use umdev_vfio::mdev::{MdevParent, MdevType, MdevUuid};
 use umdev_vfio::registration::Isolation;
-use umdev_vfio::vfio_pci::VfioPciDevice;
-use vfio_support::{msix_eventfd, r32, w32};
 
-const UUID_A: &str = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1003";
 const UUID_B: &str = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1004";
 const IOVA: u64 = 0x10_0000;
 const WINDOW: u64 = 64 << 10;
@@ -31,53 +28,8 @@ const FIXED: MapFlags = MapFlags::READABLE
     .union(MapFlags::WRITEABLE)
     .union(MapFlags::FIXED_IOVA);
 
-fn bdf(s: &str) -> Bdf {
-    s.parse().unwrap()
-}
-
 fn uuid(s: &str) -> MdevUuid {
     s.parse().unwrap()
-}
-
-fn nvme() -> Bdf {
-    bdf("0000:05:00.0")
-}
-
-struct Rig {
-    sys: System,
-    bus: Arc<MdevBus>,
-    drv: Arc<MdevPci>,
-}
-
-fn rig() -> Rig {
-    let sys = System::default_platform().unwrap();
-    let bus = MdevBus::new();
-    let drv = MdevPci::register(&sys.platform, &bus).unwrap();
-    Rig { sys, bus, drv }
-}
-
-impl Rig {
-    /// Binds mdev-pci to a function with no driver via driver_override.
-    fn bind_override(&self, dev: Bdf) -> Result<(), Errno> {
-        let p = &self.sys.platform;
-        p.set_driver_override(dev, MdevPci::NAME).unwrap();
-        p.bind(MdevPci::NAME, dev).map_err(|e| e.errno())
-    }
-
-    /// The parent's only type.
-    fn the_type(&self, dev: Bdf) -> MdevType {
-        let types = self.drv.parent(dev).unwrap().types();
-        assert_eq!(types.len(), 1, "one type per wrapped function");
-        types[0].clone()
-    }
-
-    /// Unbinds nvme from the NVMe function and binds mdev-pci by
-    /// driver_override; returns its mdev.
-    fn nvme_mdev(&self) -> Arc<Mdev> {
-        self.sys.platform.unbind("nvme", nvme()).unwrap();
-        self.bind_override(nvme()).unwrap();
-        self.the_type(nvme()).create(uuid(UUID_A)).unwrap()
-    }
 }
 
 fn create_errno(t: &MdevType, u: &str) -> Errno {
@@ -86,7 +38,7 @@ fn create_errno(t: &MdevType, u: &str) -> Errno {
 
 #[test]
 fn seed_004_lifecycle() {
-    let r = rig();
+    let r = Rig::new();
     let p = &r.sys.platform;
     // b) unbind the original driver; c) new_id binds the now-free function.
     p.unbind("nvme", nvme()).unwrap();
@@ -152,7 +104,7 @@ fn seed_004_lifecycle() {
 
 #[test]
 fn probe_refuses_a_non_normal_header_with_einval() {
-    let r = rig();
+    let r = Rig::new();
     let p = &r.sys.platform;
     let bridge = bdf("0000:08:00.0");
     assert_eq!(r.bind_override(bridge), Err(Errno::INVAL));
@@ -209,7 +161,7 @@ impl SriovConfigure for PfStub {
 
 #[test]
 fn probe_refuses_a_pf_with_vfs_enabled_with_ebusy() {
-    let r = rig();
+    let r = Rig::new();
     let p = &r.sys.platform;
     let pf = bdf("0000:07:00.0");
     p.unbind("i40e", pf).unwrap();
@@ -234,22 +186,13 @@ fn probe_refuses_a_pf_with_vfs_enabled_with_ebusy() {
     );
 }
 
-/// The model's interrupts go to the mdev's pass-through device.
-struct ToVfio(Arc<VfioPciDevice>);
-
-impl Interrupts for ToVfio {
-    fn trigger(&self, vector: u32) {
-        self.0.raise(vector);
-    }
-}
-
 fn model(models: &[Arc<DmaTest>], dev: Bdf) -> Arc<DmaTest> {
     models.iter().find(|m| m.bdf() == dev).unwrap().clone()
 }
 
 #[test]
 fn consumer_dma_through_the_mdev_lands_in_its_memory() {
-    let r = rig();
+    let r = Rig::new();
     let models = attach_dmatest(&r.sys);
     let mdev = r.nvme_mdev();
     let vfio = r.drv.vfio_device(&mdev).unwrap();
@@ -305,7 +248,7 @@ fn consumer_dma_through_the_mdev_lands_in_its_memory() {
 
 #[test]
 fn racing_creates_take_the_one_instance_once() {
-    let r = rig();
+    let r = Rig::new();
     r.sys.platform.unbind("nvme", nvme()).unwrap();
     r.bind_override(nvme()).unwrap();
     let t = r.the_type(nvme());
@@ -333,7 +276,7 @@ fn racing_creates_take_the_one_instance_once() {
 
 #[test]
 fn mdevs_of_one_shared_group_follow_the_wrapped_group_rules() {
-    let r = rig();
+    let r = Rig::new();
     let p = &r.sys.platform;
     let gpu = bdf("0000:06:00.0");
     let audio = bdf("0000:06:00.1");
@@ -366,7 +309,7 @@ fn mdevs_of_one_shared_group_follow_the_wrapped_group_rules() {
 
 #[test]
 fn shared_group_7_in_two_consumers_is_ebusy_and_the_domain_is_recorded() {
-    let r = rig();
+    let r = Rig::new();
     let p = &r.sys.platform;
     let (nic0, nic1) = (bdf("0000:04:00.0"), bdf("0000:04:00.1"));
     assert_eq!(p.iommu_group(nic0), Some(7));

@@ -1,13 +1,11 @@
 //! The mtty config space: IDs, read-only fields, BAR sizing, and the
 //! region bounds of `vfio_config_do_rw()`.
 
-mod mtty_support;
-
-use mtty_support::{cfg, device, set_cfg, wr};
 use rustix::io::Errno;
 use umdev_devices::mtty::regs::{UART_IER, UART_IER_THRI, UART_IIR};
 use umdev_devices::mtty::{MttyError, MttyType};
 use umdev_pci::regs::*;
+use umdev_testkit::mtty::{cfg, device, set_cfg, wr};
 
 #[test]
 fn identity_as_the_sample_presents_it() {

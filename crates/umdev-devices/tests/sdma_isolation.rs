@@ -8,15 +8,13 @@
 //! that consumer alone: nothing it posts can read or write the other's
 //! memory, and the other's ranges fault for it.
 
-mod sdma_support;
-
 use std::sync::Arc;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use sdma_support::*;
 use umdev_devices::sdma::regs::*;
 use umdev_devices::sdma::{Descriptor, Opcode, SdmaConfig};
+use umdev_testkit::sdma::*;
 
 const MAIN: u64 = 0x10_0000;
 const MAIN_LEN: u64 = 0x1_0000;

@@ -4,15 +4,11 @@
 //! through SET_IRQS), PASID isolation between consumers, the virtual
 //! config space, and the mdev life cycle.
 
-mod sdma_support;
-mod vfio_support;
-
 use std::sync::Arc;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use rustix::io::Errno;
-use sdma_support::{Cr, PAGE_FAULT, SUCCESS, crc32c_ref, noise};
 use umdev_devices::host::Host;
 use umdev_devices::sdma::regs::*;
 use umdev_devices::sdma::{COMPLETION_SIZE, DESC_SIZE, Descriptor};
@@ -21,11 +17,12 @@ use umdev_iommu::memory::MemoryObject;
 use umdev_iommufd::{Ictx, MapFlags};
 use umdev_pci::Bdf;
 use umdev_pci::regs::*;
+use umdev_testkit::sdma::{Cr, PAGE_FAULT, SUCCESS, crc32c_ref, noise};
+use umdev_testkit::vfio::{msix_eventfd, r32, w32};
 use umdev_vfio::device::irq_set_flags::*;
 use umdev_vfio::device::{EventFd, IrqData, SetIrqs, VfioDeviceOps, irq, region};
 use umdev_vfio::mdev::{Mdev, MdevUuid};
 use umdev_vfio::registration::{Isolation, VfioDevice};
-use vfio_support::{msix_eventfd, r32, w32};
 
 /// The consumer's window: ring, completion records, then data.
 const IOVA: u64 = 0x10_0000;

@@ -4,12 +4,10 @@
 //! test checks the bytes in memory, the completion record and the
 //! interrupt count.
 
-mod sdma_support;
-
-use sdma_support::*;
 use umdev_devices::sdma::Descriptor;
 use umdev_devices::sdma::regs::*;
 use umdev_iommu::pgtable::Prot;
+use umdev_testkit::sdma::*;
 
 const REGION: u64 = 0x10_0000;
 const REGION_LEN: u64 = 0x1_0000;

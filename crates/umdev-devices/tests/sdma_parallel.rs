@@ -2,18 +2,16 @@
 //! blocks another queue nor loses a doorbell rung meanwhile, and an
 //! interrupt sink may ring its own queue's doorbell.
 
-mod sdma_support;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use sdma_support::*;
 use umdev_devices::irq::Interrupts;
 use umdev_devices::sdma::regs::*;
 use umdev_devices::sdma::{DESC_SIZE, Descriptor, SdmaConfig, WorkQueue};
+use umdev_testkit::sdma::*;
 
 const REGION: u64 = 0x10_0000;
 const REGION_LEN: u64 = 0x1_0000;

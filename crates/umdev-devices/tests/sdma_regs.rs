@@ -1,12 +1,10 @@
 //! The sdma register page, the host-only configuration, the error
 //! register and the interrupt message store.
 
-mod sdma_support;
-
 use rustix::io::Errno;
-use sdma_support::*;
 use umdev_devices::sdma::regs::*;
 use umdev_devices::sdma::{Descriptor, ImsEntry, ImsMessage, Opcode, SdmaConfig, SdmaError};
+use umdev_testkit::sdma::*;
 
 const REGION: u64 = 0x10_0000;
 const REGION_LEN: u64 = 0x1_0000;
@@ -370,7 +368,7 @@ fn engine_configuration_is_checked() {
     ];
     let rig = Rig::new();
     for config in bad {
-        let dma = std::sync::Arc::new(rig.sys.vtd.dma_port(pf()).unwrap());
+        let dma = std::sync::Arc::new(rig.sys.dma_for(pf()).unwrap());
         let err = umdev_devices::sdma::Sdma::new(dma, rig.irq.clone(), config).unwrap_err();
         assert_eq!(err.errno(), Errno::INVAL, "{config:?}");
     }

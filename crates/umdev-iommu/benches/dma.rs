@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use umdev_iommu::dma::{Dma, DmaPort};
+use umdev_iommu::intel::VtdIommu;
 use umdev_iommu::iommu::{IommuOps, PagingFlags};
 use umdev_iommu::memory::HostMemory;
 use umdev_iommu::pgtable::{Access, Prot};
-use umdev_iommu::unit::{Dma, UnitConfig, VtdIommu};
+use umdev_iommu::vtd::UnitConfig;
 use umdev_pci::Bdf;
 
 const RW: Prot = Prot::READ.union(Prot::WRITE);
@@ -80,7 +82,7 @@ fn copy(c: &mut Criterion) {
     let iova = 0x1000_1000;
     domain.map(iova, object.base(), MAX as u64, RW).unwrap();
     object.write(0, &vec![0x5a; MAX]).unwrap();
-    let port = driver.dma_port(dev).unwrap();
+    let port = DmaPort::for_requester(driver.units(), dev).unwrap();
 
     let mut group = c.benchmark_group("copy");
     for (name, len) in [("4K", 4 << 10), ("64K", 64 << 10), ("1M", 1 << 20)] {

@@ -5,17 +5,22 @@
 //! - [`memory`]: memory objects in a simulated host-physical address space;
 //! - [`pgtable`]: page tables in the real VT-d first-level (x86-64 4/5-level)
 //!   and second-level formats;
-//! - [`unit`]: the hardware unit (capability registers, root / scalable
-//!   context entries, PASID directory and tables with PGTT), its IOTLB and
-//!   fault log, and the translation path device models use for DMA;
+//! - [`vtd`]: the VT-d hardware unit (capability registers, root / scalable
+//!   context entries, PASID directory and tables with PGTT as hardware
+//!   reads them, translation, IOTLB, fault log);
+//! - [`intel`]: the intel-iommu driver over it (drivers/iommu/intel/: it
+//!   writes the tables, owns the domain ids, invalidates);
+//! - [`dma`]: the DMA interface device models use, by requester;
 //! - [`failpoint`]: `fail_nth`-style fault injection at every fallible step;
 //! - [`system`]: bring-up of a platform with its units and core;
 //! - [`iommu`]: groups, domains, DMA ownership, attach / PASID attach and the
 //!   legacy auxiliary-domain API, as drivers/iommu/iommu.c has them.
 
+pub mod dma;
 pub mod failpoint;
+pub mod intel;
 pub mod iommu;
 pub mod memory;
 pub mod pgtable;
 pub mod system;
-pub mod unit;
+pub mod vtd;

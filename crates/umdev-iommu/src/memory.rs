@@ -179,6 +179,7 @@ impl MemoryObject {
     }
 
     /// Checks that `[offset, offset + len)` lies inside the object.
+    #[inline]
     fn check_range(&self, offset: u64, len: u64) -> Result<(), MemoryError> {
         match offset.checked_add(len) {
             Some(end) if end <= self.size => Ok(()),
@@ -295,6 +296,9 @@ impl MemoryObject {
     /// The naturally aligned little-endian u64 at `offset`, as an atomic
     /// (page-table entries, descriptor words).
     /// Remote objects have none (EFAULT, [`MemoryError::NotMapped`]).
+    // Called once per page-table entry (512 times per `Table::is_clear`):
+    // inlined, its checks fold into the caller's loop.
+    #[inline]
     pub fn atomic_u64(&self, offset: u64) -> Result<&AtomicU64, MemoryError> {
         if !offset.is_multiple_of(8) {
             return Err(MemoryError::Misaligned(self.base.wrapping_add(offset)));

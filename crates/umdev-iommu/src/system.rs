@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use umdev_pci::{Bdf, IommuUnitSpec, PciError, Platform, PlatformError};
 
+use crate::dma::DmaPort;
+use crate::intel::VtdIommu;
 use crate::iommu::{DefaultDomainType, Iommu};
 use crate::memory::HostMemory;
-use crate::unit::{UnitConfig, UnitError, VtdIommu};
+use crate::vtd::{UnitConfig, UnitError};
 
 /// Why bring-up failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +60,7 @@ impl From<&IommuUnitSpec> for UnitConfig {
 pub struct System {
     /// The simulated PCI hardware.
     pub platform: Arc<Platform>,
-    /// The VT-d driver (units, DMA ports, fault logs).
+    /// The VT-d driver (units, fault logs).
     pub vtd: Arc<VtdIommu>,
     /// The IOMMU core (groups, domains, ownership).
     pub iommu: Arc<Iommu>,
@@ -107,6 +109,13 @@ impl System {
             vtd,
             iommu,
         })
+    }
+
+    /// DMA as the requester `bdf` issues it, through the unit the platform
+    /// routes its requests to (the DRHD whose scope covers its segment);
+    /// ENODEV when no unit does.
+    pub fn dma_for(&self, bdf: Bdf) -> Result<DmaPort, rustix::io::Errno> {
+        DmaPort::for_requester(self.vtd.units(), bdf)
     }
 
     /// The embedded default platform, started.

@@ -4,16 +4,15 @@
 //! Group 7 of the default platform: the ACS-less downstream port 03:00.0
 //! and the two NIC functions 04:00.0 / 04:00.1 below it.
 
-#[path = "iommu_common/rig.rs"]
-mod rig;
-
 use std::sync::Arc;
 
-use rig::{Rig, bdf};
 use rustix::io::Errno;
+use umdev_iommu::dma::Dma;
 use umdev_iommu::iommu::{DefaultDomainType, DomainType, Group, OwnerCookie, PagingFlags};
 use umdev_iommu::pgtable::Prot;
-use umdev_iommu::unit::{Dma, FaultHandler, FaultRecord};
+use umdev_iommu::vtd::{FaultHandler, FaultRecord};
+use umdev_testkit::bdf;
+use umdev_testkit::iommu::Rig;
 
 const NIC0: &str = "0000:04:00.0";
 const NIC1: &str = "0000:04:00.1";

@@ -2,14 +2,12 @@
 //! §4.1) on PASID attach: the Scalable-IOV DMA engine 01:00.0 of the
 //! default platform gets aux domains whose PASID tags its DMA.
 
-#[path = "iommu_common/rig.rs"]
-mod rig;
-
-use rig::{Rig, bdf};
 use rustix::io::Errno;
+use umdev_iommu::dma::Dma;
 use umdev_iommu::iommu::{DevFeature, IommuError, OwnerCookie};
-use umdev_iommu::unit::Dma;
 use umdev_pci::IommuHooks;
+use umdev_testkit::bdf;
+use umdev_testkit::iommu::Rig;
 
 const DSA: &str = "0000:01:00.0";
 const NVME: &str = "0000:05:00.0";

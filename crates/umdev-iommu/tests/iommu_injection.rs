@@ -4,15 +4,12 @@
 //! domain without `set_dev_pasid` is refused with EOPNOTSUPP. The real
 //! VT-d model never fails these calls, so a fake driver stands in.
 
-#[path = "iommu_common/fake.rs"]
-mod fake;
-
 use std::sync::Arc;
 
-use fake::{FakeOps, key};
 use rustix::io::Errno;
 use umdev_iommu::iommu::{Iommu, IommuOps, OwnerCookie, PagingFlags};
 use umdev_pci::{Bdf, IommuHooks};
+use umdev_testkit::iommu::fake::{FakeOps, key};
 
 fn bdf(dev: u8) -> Bdf {
     Bdf::new(0, 1, dev, 0).unwrap()

@@ -4,17 +4,14 @@
 //! attaches must give the model's errno, group state and, in the VT-d
 //! driver, the model's translation for every device and PASID.
 
-#[path = "iommu_common/rig.rs"]
-mod rig;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use rig::Rig;
 use rustix::io::Errno;
 use umdev_iommu::iommu::{Domain, Group, IommuError, OwnerCookie, PagingFlags};
 use umdev_pci::{Bdf, IommuHooks};
+use umdev_testkit::iommu::Rig;
 
 /// One group of three functions: .0 and .1 with PASIDs, .2 without.
 const PLATFORM: &str = r#"

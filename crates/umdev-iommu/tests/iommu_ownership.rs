@@ -6,15 +6,13 @@
 //! 03:00.0 (pcieport, `driver_managed_dma`) and the two NIC functions
 //! 04:00.0 / 04:00.1 below it (igb, a kernel DMA-API driver).
 
-#[path = "iommu_common/rig.rs"]
-mod rig;
-
 use std::sync::Arc;
 
-use rig::{Rig, bdf};
 use rustix::io::Errno;
 use umdev_iommu::iommu::{Group, OwnerCookie, PagingFlags};
 use umdev_pci::{Bdf, IommuHooks};
+use umdev_testkit::bdf;
+use umdev_testkit::iommu::Rig;
 
 const PORT: &str = "0000:03:00.0";
 const NIC0: &str = "0000:04:00.0";

@@ -2,16 +2,14 @@
 //! (`iommu_attach_device_pasid`, v6.15+), checked through the VT-d unit's
 //! PASID tables and by DMA.
 
-#[path = "iommu_common/rig.rs"]
-mod rig;
-
 use std::sync::Arc;
 
-use rig::{Rig, bdf};
 use rustix::io::Errno;
+use umdev_iommu::dma::Dma;
 use umdev_iommu::iommu::DomainOps;
-use umdev_iommu::unit::Dma;
 use umdev_pci::Bdf;
+use umdev_testkit::bdf;
+use umdev_testkit::iommu::Rig;
 
 /// One multifunction device without ACS, so one group of three functions:
 /// .0 with 20-bit PASIDs, .1 with 5-bit PASIDs (32), .2 without PASID.

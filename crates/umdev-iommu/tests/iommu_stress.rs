@@ -6,18 +6,16 @@
 //! allow, an owner's attached domain must really translate its group, and
 //! the end state must be clean.
 
-#[path = "iommu_common/rig.rs"]
-mod rig;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-use rig::{Rig, bdf};
 use rustix::io::Errno;
+use umdev_iommu::dma::Dma;
 use umdev_iommu::iommu::{IommuError, OwnerCookie};
-use umdev_iommu::unit::Dma;
 use umdev_pci::Bdf;
+use umdev_testkit::bdf;
+use umdev_testkit::iommu::Rig;
 
 const WORKERS: usize = 4;
 const ROUNDS: usize = 1000;

@@ -2,13 +2,11 @@
 //! driver; kernel-semantics §2.4) and devices coming and going through the
 //! platform hooks, on the default platform.
 
-#[path = "iommu_common/rig.rs"]
-mod rig;
-
 use std::collections::BTreeMap;
 
-use rig::{Rig, bdf};
 use umdev_iommu::iommu::OwnerCookie;
+use umdev_testkit::bdf;
+use umdev_testkit::iommu::Rig;
 
 const NIC0: &str = "0000:04:00.0";
 const NIC1: &str = "0000:04:00.1";

@@ -4,8 +4,6 @@
 //! fault, release revokes, and no unit-wide lock is held while the backend
 //! runs.
 
-mod unit_support;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -13,13 +11,14 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use rustix::io::Errno;
+use umdev_iommu::dma::{Dma, DmaPort};
 use umdev_iommu::iommu::PagingFlags;
 use umdev_iommu::memory::{
     HostMemory, MemoryError, MemoryKind, PAGE_SIZE, RemoteBackend, RemoteError,
 };
 use umdev_iommu::pgtable::{Access, Prot};
-use umdev_iommu::unit::{Dma, FaultReason};
-use unit_support::{attached_paging, bdf, config, driver};
+use umdev_iommu::vtd::FaultReason;
+use umdev_testkit::vtd::{attached_paging, bdf, config, driver};
 
 /// Which way a backend call went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,7 +99,7 @@ fn dma_into_a_remote_object_lands_in_the_backend_at_its_offset() {
             Prot::READ | Prot::WRITE,
         )
         .unwrap();
-    let port = driver.dma_port(dev).unwrap();
+    let port = DmaPort::for_requester(driver.units(), dev).unwrap();
 
     port.write(None, 0x10_0000 + 0x1123, b"remote bytes")
         .unwrap();
@@ -147,7 +146,7 @@ fn a_dma_across_mapped_and_remote_pages_splits_at_the_object_boundary() {
     let rw = Prot::READ | Prot::WRITE;
     domain.map(0x4000, local.base(), PAGE_SIZE, rw).unwrap();
     domain.map(0x5000, remote.base(), PAGE_SIZE, rw).unwrap();
-    let port = driver.dma_port(dev).unwrap();
+    let port = DmaPort::for_requester(driver.units(), dev).unwrap();
 
     let data: Vec<u8> = (0..256u32).map(|i| (i * 7) as u8).collect();
     port.write(None, 0x5000 - 100, &data).unwrap();
@@ -177,7 +176,7 @@ fn a_failing_backend_is_a_dma_fault_not_a_panic() {
             Prot::READ | Prot::WRITE,
         )
         .unwrap();
-    let port = driver.dma_port(dev).unwrap();
+    let port = DmaPort::for_requester(driver.units(), dev).unwrap();
     client.gone.store(true, Ordering::SeqCst);
 
     let err = port.write(None, 0x8010, &[1u8; 64]).unwrap_err();
@@ -215,7 +214,7 @@ fn release_revokes_a_remote_object() {
     domain
         .map(0x1000, object.base(), PAGE_SIZE, Prot::READ | Prot::WRITE)
         .unwrap();
-    let port = driver.dma_port(dev).unwrap();
+    let port = DmaPort::for_requester(driver.units(), dev).unwrap();
     port.write(None, 0x1000, b"a").unwrap();
     let placed = mem.placed_bytes();
 
@@ -280,7 +279,7 @@ fn a_parked_backend_does_not_hold_up_invalidation_and_drain_waits_for_it() {
     let rw = Prot::READ | Prot::WRITE;
     domain.map(0x1000, remote.base(), PAGE_SIZE, rw).unwrap();
     domain.map(0x2000, local.base(), PAGE_SIZE, rw).unwrap();
-    let port = driver.dma_port(dev).unwrap();
+    let port = DmaPort::for_requester(driver.units(), dev).unwrap();
     let drains_before = driver.units()[0].stats().drains;
 
     std::thread::scope(|s| {
@@ -321,7 +320,7 @@ fn a_parked_backend_does_not_hold_up_invalidation_and_drain_waits_for_it() {
 }
 
 /// Page `i` of the IOVA window maps page `perm[i]` of the remote object.
-fn scattered(perm: &[u64]) -> (Arc<umdev_iommu::unit::VtdIommu>, Arc<Client>, u64) {
+fn scattered(perm: &[u64]) -> (Arc<umdev_iommu::intel::VtdIommu>, Arc<Client>, u64) {
     let (mem, driver) = driver(vec![config("dmar0", &[0])]);
     let dev = bdf(DEV.0, DEV.1, DEV.2);
     let domain = attached_paging(&driver, dev, PagingFlags::default());
@@ -349,7 +348,7 @@ fn a_dma_across_scattered_pages_calls_the_backend_per_physical_run() {
     // IOVA pages 0,1,2,3 → object pages 2,3,0,1: two physically contiguous
     // runs, so two backend calls.
     let (driver, client, base) = scattered(&[2, 3, 0, 1]);
-    let port = driver.dma_port(bdf(DEV.0, DEV.1, DEV.2)).unwrap();
+    let port = DmaPort::for_requester(driver.units(), bdf(DEV.0, DEV.1, DEV.2)).unwrap();
     let data = vec![0xabu8; 2 * PAGE_SIZE as usize];
     port.write(None, base + PAGE_SIZE + 0x800, &data).unwrap();
     assert_eq!(
@@ -376,7 +375,7 @@ proptest! {
         ops in proptest::collection::vec((any::<bool>(), 0u64..6 * PAGE_SIZE, 1usize..3 * PAGE_SIZE as usize, any::<u8>()), 1..24),
     ) {
         let (driver, client, base) = scattered(&perm);
-        let port = driver.dma_port(bdf(DEV.0, DEV.1, DEV.2)).unwrap();
+        let port = DmaPort::for_requester(driver.units(), bdf(DEV.0, DEV.1, DEV.2)).unwrap();
         let window = perm.len() as u64 * PAGE_SIZE;
         let mut model = client.bytes();
         let phys = |iova_off: u64| perm[(iova_off / PAGE_SIZE) as usize] * PAGE_SIZE + iova_off % PAGE_SIZE;

@@ -2,12 +2,11 @@
 //! are charged to the requester (and PASID) that issued them, and only
 //! to it.
 
-mod unit_support;
-
+use umdev_iommu::dma::{Dma, DmaPort};
 use umdev_iommu::iommu::{IommuOps, PagingFlags};
 use umdev_iommu::pgtable::Prot;
-use umdev_iommu::unit::{DeviceStats, Dma};
-use unit_support::{attached_paging, bdf, config, driver};
+use umdev_iommu::vtd::DeviceStats;
+use umdev_testkit::vtd::{attached_paging, bdf, config, driver};
 
 fn of(stats: &[DeviceStats], requester: umdev_pci::Bdf) -> DeviceStats {
     *stats
@@ -29,12 +28,12 @@ fn dma_and_faults_are_charged_to_their_requester() {
     let unit = &driver.units()[0];
     assert!(unit.device_stats().is_empty());
 
-    let port_a = driver.dma_port(a).unwrap();
+    let port_a = DmaPort::for_requester(driver.units(), a).unwrap();
     port_a.read(None, 0x10_0000, &mut [0u8; 64]).unwrap();
     port_a.read(None, 0x10_0040, &mut [0u8; 64]).unwrap();
     port_a.write(None, 0x10_1000, &[7u8; 32]).unwrap();
     // b has nothing mapped: its DMA faults and moves no byte.
-    let port_b = driver.dma_port(b).unwrap();
+    let port_b = DmaPort::for_requester(driver.units(), b).unwrap();
     assert!(port_b.read(None, 0x10_0000, &mut [0u8; 8]).is_err());
     assert!(port_b.write(None, 0x10_0000, &[0u8; 8]).is_err());
 
@@ -67,7 +66,7 @@ fn pasid_tagged_requests_are_counted_apart() {
     let (_mem, driver) = driver(vec![config("dmar0", &[0])]);
     let dev = bdf(0, 3, 0);
     driver.probe_device(dev).unwrap();
-    let port = driver.dma_port(dev).unwrap();
+    let port = DmaPort::for_requester(driver.units(), dev).unwrap();
     // Nothing is attached at PASID 5 (nor at the RID): both fault.
     assert!(port.read(Some(5), 0x1000, &mut [0u8; 4]).is_err());
     assert!(port.read(None, 0x1000, &mut [0u8; 4]).is_err());

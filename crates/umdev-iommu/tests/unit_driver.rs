@@ -2,18 +2,16 @@
 //! choice, nested checks, domain ids, PASID attach, dirty tracking,
 //! release, several units.
 
-mod unit_support;
-
 use std::sync::Arc;
 
 use rustix::io::Errno;
+use umdev_iommu::dma::{Dma, DmaPort};
+use umdev_iommu::intel::{VtdIommu, VtdNestedDomain, VtdPagingDomain};
 use umdev_iommu::iommu::{DomainOps, DomainType, IommuOps, PagingFlags, VtdS1Config};
 use umdev_iommu::pgtable::{Access, Prot, PtFormat};
-use umdev_iommu::unit::{
-    Dma, FaultReason, PasidEntry, S1Flags, VtdIommu, VtdNestedDomain, VtdPagingDomain,
-};
+use umdev_iommu::vtd::{FaultReason, PasidEntry, S1Flags};
 use umdev_pci::Bdf;
-use unit_support::{ALL_SIZES, attached_paging, bdf, config, driver};
+use umdev_testkit::vtd::{ALL_SIZES, attached_paging, bdf, config, driver};
 
 fn paging(domain: &Arc<dyn DomainOps>) -> &VtdPagingDomain {
     domain.as_any().downcast_ref().unwrap()
@@ -43,8 +41,7 @@ fn probe_reports_caps_and_writes_the_context() {
         Errno::NODEV
     );
     let dev = bdf(0, 1, 0);
-    let unit = &driver.units()[0];
-    let port = driver.dma_port(dev).unwrap();
+    let port = DmaPort::for_requester(driver.units(), dev).unwrap();
     let err = port.read(None, 0, &mut [0u8; 4]).unwrap_err();
     assert_eq!(err.record().reason, FaultReason::ContextNotPresent);
 
@@ -52,7 +49,7 @@ fn probe_reports_caps_and_writes_the_context() {
     assert_eq!(caps.max_pasids, 1 << 20);
     assert!(caps.dirty_tracking && caps.nesting);
     assert_eq!(driver.probe_device(dev).unwrap(), caps, "probing again");
-    assert!(unit.has_context(dev));
+    assert!(driver.iommus()[0].has_context(dev));
     // Probed, nothing attached: blocked.
     let err = port.read(None, 0, &mut [0u8; 4]).unwrap_err();
     assert_eq!(err.record().reason, FaultReason::PasidNotPresent);
@@ -60,8 +57,7 @@ fn probe_reports_caps_and_writes_the_context() {
     // Function 7 has no PASID capability: PASIDE clear.
     let no_pasid = bdf(0, 1, 7);
     assert_eq!(driver.probe_device(no_pasid).unwrap().max_pasids, 0);
-    let err = driver
-        .dma_port(no_pasid)
+    let err = DmaPort::for_requester(driver.units(), no_pasid)
         .unwrap()
         .read(Some(5), 0, &mut [0u8; 4])
         .unwrap_err();
@@ -87,14 +83,13 @@ fn static_domains() {
     assert_eq!(blocked.iova_to_phys(0x1234), None);
 
     driver.attach_dev(&identity, dev).unwrap();
-    let unit = &driver.units()[0];
     assert_eq!(
-        unit.pasid_entry(dev, 0),
+        driver.iommus()[0].pasid_entry(dev, 0),
         Some(PasidEntry::PassThrough { did: 1 }),
         "FLPT_DEFAULT_DID"
     );
     let object = mem.alloc_anonymous(0x2000).unwrap();
-    let port = driver.dma_port(dev).unwrap();
+    let port = DmaPort::for_requester(driver.units(), dev).unwrap();
     port.write(None, object.base() + 0xff0, &[7u8; 32]).unwrap();
     let mut back = [0u8; 32];
     object.read(0xff0, &mut back).unwrap();
@@ -103,7 +98,7 @@ fn static_domains() {
     assert_eq!(err.record().reason, FaultReason::Unbacked);
 
     driver.attach_dev(&blocked, dev).unwrap();
-    assert_eq!(unit.pasid_entry(dev, 0), None);
+    assert_eq!(driver.iommus()[0].pasid_entry(dev, 0), None);
     let err = port.read(None, object.base(), &mut [0u8; 4]).unwrap_err();
     assert_eq!(err.record().reason, FaultReason::PasidNotPresent);
 }
@@ -147,7 +142,7 @@ fn paging_format_follows_the_flags() {
     plain.nesting = false;
     plain.dirty_tracking = false;
     plain.address_widths = vec![48];
-    let (_mem, plain) = unit_support::driver(vec![plain]);
+    let (_mem, plain) = umdev_testkit::vtd::driver(vec![plain]);
     plain.probe_device(dev).unwrap();
     let domain = plain
         .domain_alloc_paging(dev, PagingFlags::default())
@@ -195,9 +190,9 @@ fn domain_ids_follow_attachments() {
     assert!(a_did >= 2 && b_did >= 2 && a_did != b_did);
     // A second device on the same domain shares its id.
     driver.attach_dev(&a, d2).unwrap();
-    assert_eq!(unit.pasid_entry(d2, 0).unwrap().did(), a_did);
+    assert_eq!(driver.iommus()[0].pasid_entry(d2, 0).unwrap().did(), a_did);
     assert_eq!(paging(&b).domain_id(&unit), None, "b's last user left");
-    assert_eq!(unit.domain_ids_in_use(), 1);
+    assert_eq!(driver.iommus()[0].domain_ids_in_use(), 1);
 
     // Replacing is hitless: DMA through the device keeps working and
     // lands in the new domain's memory.
@@ -207,7 +202,7 @@ fn domain_ids_follow_attachments() {
     );
     a.map(0, ma.base(), 0x1000, RW).unwrap();
     b.map(0, mb.base(), 0x1000, RW).unwrap();
-    let port = driver.dma_port(d2).unwrap();
+    let port = DmaPort::for_requester(driver.units(), d2).unwrap();
     port.write(None, 0, b"A").unwrap();
     driver.attach_dev(&b, d2).unwrap();
     port.write(None, 0, b"B").unwrap();
@@ -218,7 +213,7 @@ fn domain_ids_follow_attachments() {
 
     driver.release_device(d1);
     driver.release_device(d2);
-    assert_eq!(unit.domain_ids_in_use(), 0);
+    assert_eq!(driver.iommus()[0].domain_ids_in_use(), 0);
     let err = port.read(None, 0, &mut [0u8; 1]).unwrap_err();
     assert_eq!(err.record().reason, FaultReason::ContextNotPresent);
 }
@@ -249,7 +244,7 @@ fn pasid_attach_and_remove() {
         Err(Errno::INVAL)
     );
     driver.set_dev_pasid(&domain, dev, 42, None).unwrap();
-    let port = driver.dma_port(dev).unwrap();
+    let port = DmaPort::for_requester(driver.units(), dev).unwrap();
     port.write(Some(42), 0x2000, b"pasid").unwrap();
     // The RID is still blocked.
     assert!(port.read(None, 0x2000, &mut [0u8; 1]).is_err());
@@ -261,7 +256,7 @@ fn pasid_attach_and_remove() {
 
     let mut no_pasid = config("dmar0", &[0]);
     no_pasid.pasid_bits = 0;
-    let (_mem, plain) = unit_support::driver(vec![no_pasid]);
+    let (_mem, plain) = umdev_testkit::vtd::driver(vec![no_pasid]);
     assert_eq!(plain.probe_device(dev).unwrap().max_pasids, 0);
     let d = plain
         .domain_alloc_paging(dev, PagingFlags::default())
@@ -298,7 +293,7 @@ fn nested_checks() {
         errno(alloc(&driver.identity_domain(), s1(S1Flags::default(), 48))),
         Errno::INVAL
     );
-    let (_other_mem, other) = unit_support::driver(vec![config("dmar9", &[0])]);
+    let (_other_mem, other) = umdev_testkit::vtd::driver(vec![config("dmar9", &[0])]);
     let foreign = other
         .domain_alloc_paging(
             dev,
@@ -365,7 +360,7 @@ fn nested_checks() {
     assert_eq!(good.map(0, 0, 0x1000, RW), Err(Errno::INVAL));
     let nested: &VtdNestedDomain = good.as_any().downcast_ref().unwrap();
     assert!(Arc::ptr_eq(nested.parent(), &parent_of(&parent)));
-    match driver.units()[0].pasid_entry(dev, 0).unwrap() {
+    match driver.iommus()[0].pasid_entry(dev, 0).unwrap() {
         PasidEntry::Nested {
             s1_root, s2_root, ..
         } => {
@@ -416,13 +411,13 @@ fn dirty_tracking() {
     let unit = &driver.units()[0];
     d.set_dirty_tracking(true).unwrap();
     assert!(matches!(
-        unit.pasid_entry(dev, 0),
+        driver.iommus()[0].pasid_entry(dev, 0),
         Some(PasidEntry::SecondLevel {
             dirty_tracking: true,
             ..
         })
     ));
-    let port = driver.dma_port(dev).unwrap();
+    let port = DmaPort::for_requester(driver.units(), dev).unwrap();
     port.read(None, 0x10_0000, &mut [0u8; 8]).unwrap();
     port.write(None, 0x10_2000, &[1u8; 8]).unwrap();
     assert_eq!(harvest().unwrap(), vec![(0x10_2000, 0x1000)]);
@@ -433,7 +428,7 @@ fn dirty_tracking() {
 
     d.set_dirty_tracking(false).unwrap();
     assert!(matches!(
-        unit.pasid_entry(dev, 0),
+        driver.iommus()[0].pasid_entry(dev, 0),
         Some(PasidEntry::SecondLevel {
             dirty_tracking: false,
             ..
@@ -453,7 +448,10 @@ fn one_domain_over_two_units() {
     driver.attach_dev(&domain, d1).unwrap();
     let object = mem.alloc_anonymous(0x1000).unwrap();
     domain.map(0x8000, object.base(), 0x1000, RW).unwrap();
-    let ports = [driver.dma_port(d0).unwrap(), driver.dma_port(d1).unwrap()];
+    let ports = [
+        DmaPort::for_requester(driver.units(), d0).unwrap(),
+        DmaPort::for_requester(driver.units(), d1).unwrap(),
+    ];
     for port in &ports {
         port.read(None, 0x8000, &mut [0u8; 8]).unwrap();
     }

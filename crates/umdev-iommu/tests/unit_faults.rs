@@ -1,14 +1,13 @@
 //! Fault log bound and counters, per-domain handler delivery, FPD, and
 //! the IOTLB / PASID-cache hit and miss counters.
 
-mod unit_support;
-
 use std::sync::Arc;
 
+use umdev_iommu::dma::{Dma, DmaPort};
 use umdev_iommu::iommu::{IommuOps, PagingFlags};
 use umdev_iommu::pgtable::{Access, Prot};
-use umdev_iommu::unit::{Dma, FaultReason, PasidEntry, UnitStats};
-use unit_support::{Recorder, attached_paging, bdf, config, driver, unit};
+use umdev_iommu::vtd::{FaultReason, PasidEntry, UnitStats};
+use umdev_testkit::vtd::{Recorder, attached_paging, bdf, config, driver, unit};
 
 #[test]
 fn fault_log_is_bounded_and_counted() {
@@ -17,7 +16,7 @@ fn fault_log_is_bounded_and_counted() {
     let (_mem, driver) = driver(vec![cfg]);
     let dev = bdf(0, 1, 0);
     attached_paging(&driver, dev, PagingFlags::default());
-    let port = driver.dma_port(dev).unwrap();
+    let port = DmaPort::for_requester(driver.units(), dev).unwrap();
     for page in 0..10u64 {
         let err = port.read(None, page << 12, &mut [0u8; 8]).unwrap_err();
         assert_eq!(err.record().requester, dev);
@@ -46,9 +45,11 @@ fn faults_go_to_the_handler_of_the_faulting_domain() {
     b.set_fault_handler(Some(hb.clone()));
 
     let unit = &driver.units()[0];
-    let a_did = unit.pasid_entry(a_dev, 0).map(|e| e.did()).unwrap();
-    let err = driver
-        .dma_port(a_dev)
+    let a_did = driver.iommus()[0]
+        .pasid_entry(a_dev, 0)
+        .map(|e| e.did())
+        .unwrap();
+    let err = DmaPort::for_requester(driver.units(), a_dev)
         .unwrap()
         .write(None, 0x5000, b"x")
         .unwrap_err();
@@ -58,8 +59,7 @@ fn faults_go_to_the_handler_of_the_faulting_domain() {
     assert!(hb.take().is_empty());
 
     // A blocked device has no domain: logged, nobody told.
-    let err = driver
-        .dma_port(blocked_dev)
+    let err = DmaPort::for_requester(driver.units(), blocked_dev)
         .unwrap()
         .read(None, 0, &mut [0u8; 1])
         .unwrap_err();
@@ -76,31 +76,35 @@ fn faults_go_to_the_handler_of_the_faulting_domain() {
 
 #[test]
 fn fpd_suppresses_recording() {
-    let (mem, unit) = unit(config("dmar0", &[0]));
+    let (mem, iommu) = unit(config("dmar0", &[0]));
     let dev = bdf(0, 1, 0);
-    unit.setup_context(dev, 0).unwrap();
+    iommu.setup_context(dev, 0).unwrap();
     // A second-level entry over an empty table page.
     let table = mem.alloc_anonymous(0x1000).unwrap();
-    let did = unit.alloc_domain_id().unwrap();
-    unit.set_pasid_entry(
-        dev,
-        0,
-        PasidEntry::SecondLevel {
-            did,
-            root: table.base(),
-            levels: 4,
-            dirty_tracking: false,
-        },
-    )
-    .unwrap();
+    let did = iommu.alloc_domain_id().unwrap();
+    iommu
+        .set_pasid_entry(
+            dev,
+            0,
+            PasidEntry::SecondLevel {
+                did,
+                root: table.base(),
+                levels: 4,
+                dirty_tracking: false,
+            },
+        )
+        .unwrap();
     // Set FPD (bit 1) in the entry in memory before any DMA cached it.
-    let entry = unit.pasid_entry_addr(dev, 0).unwrap();
+    let entry = iommu.pasid_entry_addr(dev, 0).unwrap();
     let word = mem.read_u64(entry).unwrap();
     mem.write_u64(entry, word | 2).unwrap();
-    let err = unit.translate(dev, None, 0x1000, Access::Read).unwrap_err();
+    let err = iommu
+        .unit()
+        .translate(dev, None, 0x1000, Access::Read)
+        .unwrap_err();
     assert_eq!(err.reason, FaultReason::SecondLevelNotPresent { level: 4 });
-    assert!(unit.fault_log().is_empty());
-    assert_eq!(unit.stats().faults_suppressed, 1);
+    assert!(iommu.unit().fault_log().is_empty());
+    assert_eq!(iommu.unit().stats().faults_suppressed, 1);
 }
 
 fn delta(before: UnitStats, after: UnitStats) -> [u64; 6] {
@@ -124,7 +128,7 @@ fn hit_and_miss_counters_move_as_expected() {
         .map(0x10_0000, target.base(), 0x4000, Prot::READ | Prot::WRITE)
         .unwrap();
     let unit = &driver.units()[0];
-    let port = driver.dma_port(dev).unwrap();
+    let port = DmaPort::for_requester(driver.units(), dev).unwrap();
 
     let s0 = unit.stats();
     port.read(None, 0x10_0000, &mut [0u8; 16]).unwrap();

@@ -3,11 +3,7 @@
 use umdev_iommu::iommu::IommuOps;
 use umdev_iommu::iommu::ops::ResvType;
 use umdev_iommu::system::System;
-use umdev_pci::Bdf;
-
-fn bdf(s: &str) -> Bdf {
-    s.parse().unwrap()
-}
+use umdev_testkit::bdf;
 
 #[test]
 fn every_translated_device_reserves_the_x86_msi_window() {

@@ -3,16 +3,15 @@
 //! Random DMA through one PASID never reads or changes the other's memory,
 //! and IOVAs outside the mapping fault.
 
-mod unit_support;
-
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use umdev_iommu::dma::{Dma, DmaPort};
 use umdev_iommu::iommu::{IommuOps, PagingFlags};
 use umdev_iommu::memory::MemoryObject;
 use umdev_iommu::pgtable::Prot;
-use umdev_iommu::unit::{Dma, DmaPort, FaultReason};
-use unit_support::{bdf, config, driver};
+use umdev_iommu::vtd::FaultReason;
+use umdev_testkit::vtd::{bdf, config, driver};
 
 /// Bytes mapped per PASID, at IOVA 0.
 const MAPPED: u64 = 64 << 10;
@@ -76,7 +75,7 @@ fn fixture() -> Fixture {
         object
     });
     Fixture {
-        port: driver.dma_port(dev).unwrap(),
+        port: DmaPort::for_requester(driver.units(), dev).unwrap(),
         pasids,
         memory,
     }

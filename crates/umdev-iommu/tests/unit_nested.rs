@@ -2,15 +2,15 @@
 //! (reached only through the second level), DMA following both stages,
 //! and the fault each kind of miss produces.
 
-mod unit_support;
-
 use std::sync::Arc;
 
+use umdev_iommu::dma::{Dma, DmaPort};
+use umdev_iommu::intel::VtdNestedDomain;
 use umdev_iommu::iommu::{IommuOps, PagingFlags, VtdS1Config};
 use umdev_iommu::memory::MemoryObject;
 use umdev_iommu::pgtable::{Access, Prot};
-use umdev_iommu::unit::{Dma, FaultReason, S1Flags, VtdNestedDomain};
-use unit_support::{Recorder, bdf, config, driver};
+use umdev_iommu::vtd::{FaultReason, S1Flags};
+use umdev_testkit::vtd::{Recorder, bdf, config, driver};
 
 /// Where the second level puts guest memory.
 const GPA_BASE: u64 = 0x8000_0000;
@@ -110,7 +110,7 @@ fn dma_follows_both_stages_and_faults_name_the_stage() {
         .domain_id(&unit);
     assert!(did.is_some());
 
-    let port = driver.dma_port(dev).unwrap();
+    let port = DmaPort::for_requester(driver.units(), dev).unwrap();
     port.write(None, IOVA + 3 * 0x1000 + 0x10, b"hello nested")
         .unwrap();
     let mut landed = [0u8; 12];
@@ -222,7 +222,7 @@ fn guest_table_changes_need_a_cache_invalidation() {
         )
         .unwrap();
     driver.attach_dev(&nested, dev).unwrap();
-    let port = driver.dma_port(dev).unwrap();
+    let port = DmaPort::for_requester(driver.units(), dev).unwrap();
     port.read(None, IOVA, &mut [0u8; 8]).unwrap();
 
     // The guest clears its PTE: the IOTLB still holds the translation

@@ -2,15 +2,13 @@
 //! use the old translation, neither through a stale IOTLB entry nor by
 //! finishing a copy it translated before the unmap.
 
-mod unit_support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use umdev_iommu::dma::{Dma, DmaPort};
 use umdev_iommu::iommu::PagingFlags;
 use umdev_iommu::pgtable::Prot;
-use umdev_iommu::unit::Dma;
-use unit_support::{attached_paging, bdf, config, driver};
+use umdev_testkit::vtd::{attached_paging, bdf, config, driver};
 
 const PAGE: u64 = 0x1000;
 
@@ -26,7 +24,7 @@ fn no_dma_through_an_unmapped_iova_after_unmap_returns() {
     let domain = attached_paging(&driver, dev, PagingFlags::default());
     let page = mem.alloc_anonymous(PAGE).unwrap();
     page.write(0, &[0x5a; 64]).unwrap();
-    let port = driver.dma_port(dev).unwrap();
+    let port = DmaPort::for_requester(driver.units(), dev).unwrap();
     let iova = |round: u64| 0x100_0000 + round * PAGE;
 
     // state = 2 * round (mapped) or 2 * round + 1 (unmap returned).
@@ -90,7 +88,7 @@ fn unmap_waits_for_copies_in_flight() {
     let dev = bdf(0, 7, 0);
     let domain = attached_paging(&driver, dev, PagingFlags::default());
     let target = mem.alloc_anonymous(LEN).unwrap();
-    let port = driver.dma_port(dev).unwrap();
+    let port = DmaPort::for_requester(driver.units(), dev).unwrap();
     let iova = 0x4000_0000;
     let zeros = vec![0u8; LEN as usize];
 
@@ -137,7 +135,7 @@ fn sg_mapping_holds_off_unmap() {
     domain
         .map(0x10_0000, target.base(), 4 * PAGE, Prot::READ | Prot::WRITE)
         .unwrap();
-    let port = driver.dma_port(dev).unwrap();
+    let port = DmaPort::for_requester(driver.units(), dev).unwrap();
     let sg = port
         .translate_sg(
             None,

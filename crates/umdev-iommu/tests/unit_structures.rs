@@ -2,13 +2,11 @@
 //! VT-d hardware reads (root, context, PASID directory, PASID table), and
 //! the programming API keeps Linux's errno rules.
 
-mod unit_support;
-
 use rustix::io::Errno;
 use umdev_iommu::memory::HostMemory;
-use umdev_iommu::unit::{IommuUnit, PasidEntry, S1Flags};
+use umdev_iommu::vtd::{IommuUnit, PasidEntry, S1Flags};
 use umdev_pci::Bdf;
-use unit_support::{bdf, config, unit};
+use umdev_testkit::vtd::{bdf, config, unit};
 
 fn read(mem: &HostMemory, addr: u64) -> u64 {
     mem.read_u64(addr).unwrap()
@@ -32,13 +30,17 @@ fn entry_addr(mem: &HostMemory, unit: &IommuUnit, dev: Bdf, pasid: u32) -> u64 {
 
 #[test]
 fn root_and_context_entries() {
-    let (mem, unit) = unit(config("dmar0", &[0]));
-    let root = unit.root_table(0).unwrap();
-    assert_eq!(unit.rtaddr_reg(0), Some(root | 1 << 10), "RTADDR with SMT");
+    let (mem, iommu) = unit(config("dmar0", &[0]));
+    let root = iommu.unit().root_table(0).unwrap();
+    assert_eq!(
+        iommu.unit().rtaddr_reg(0),
+        Some(root | 1 << 10),
+        "RTADDR with SMT"
+    );
     let upper = bdf(3, 0x11, 2); // devfn 0x8a: upper half
     let lower = bdf(3, 1, 0); // devfn 0x08: lower half
-    unit.setup_context(upper, 1 << 20).unwrap();
-    unit.setup_context(lower, 0).unwrap();
+    iommu.setup_context(upper, 1 << 20).unwrap();
+    iommu.setup_context(lower, 0).unwrap();
 
     let lo_half = read(&mem, root + 3 * 16);
     let hi_half = read(&mem, root + 3 * 16 + 8);
@@ -62,35 +64,36 @@ fn root_and_context_entries() {
     assert_eq!(lo & 0xfff, 1 | 2 << 9);
 
     assert_eq!(
-        unit.setup_context(lower, 0).unwrap_err().errno(),
+        iommu.setup_context(lower, 0).unwrap_err().errno(),
         Errno::EXIST
     );
-    unit.teardown_context(lower);
+    iommu.teardown_context(lower);
     assert_eq!(read(&mem, ctx), 0, "context entry cleared");
-    assert!(!unit.has_context(lower) && unit.has_context(upper));
+    assert!(!iommu.has_context(lower) && iommu.has_context(upper));
 }
 
 #[test]
 fn pasid_entries_have_the_exact_bits() {
-    let (mem, unit) = unit(config("dmar0", &[0]));
+    let (mem, iommu) = unit(config("dmar0", &[0]));
     let dev = bdf(0, 2, 0);
-    unit.setup_context(dev, 1 << 20).unwrap();
+    iommu.setup_context(dev, 1 << 20).unwrap();
     let sl_root = 0x1_2345_6000;
     let fl_root = 0x2_0000_1000;
     let s1_root = 0x7_7000;
 
-    unit.set_pasid_entry(
-        dev,
-        0,
-        PasidEntry::SecondLevel {
-            did: 5,
-            root: sl_root,
-            levels: 4,
-            dirty_tracking: true,
-        },
-    )
-    .unwrap();
-    let e = entry_addr(&mem, &unit, dev, 0);
+    iommu
+        .set_pasid_entry(
+            dev,
+            0,
+            PasidEntry::SecondLevel {
+                did: 5,
+                root: sl_root,
+                levels: 4,
+                dirty_tracking: true,
+            },
+        )
+        .unwrap();
+    let e = entry_addr(&mem, iommu.unit(), dev, 0);
     // P, AW 2 (48-bit), PGTT 2, SSADE, SSPTPTR.
     assert_eq!(read(&mem, e), sl_root | 1 | 2 << 2 | 2 << 6 | 1 << 9);
     // DID 5, PWSNP (bit 87).
@@ -98,65 +101,68 @@ fn pasid_entries_have_the_exact_bits() {
     assert_eq!(read(&mem, e + 16), 0);
 
     let pasid = 0x1_2345;
-    unit.set_pasid_entry(
-        dev,
-        pasid,
-        PasidEntry::Nested {
-            did: 0x1234,
-            s1_root,
-            s1_levels: 5,
-            s1_flags: S1Flags {
-                sre: true,
-                eafe: true,
-                wpe: true,
+    iommu
+        .set_pasid_entry(
+            dev,
+            pasid,
+            PasidEntry::Nested {
+                did: 0x1234,
+                s1_root,
+                s1_levels: 5,
+                s1_flags: S1Flags {
+                    sre: true,
+                    eafe: true,
+                    wpe: true,
+                },
+                s2_root: sl_root,
+                s2_levels: 5,
+                dirty_tracking: false,
             },
-            s2_root: sl_root,
-            s2_levels: 5,
-            dirty_tracking: false,
-        },
-    )
-    .unwrap();
-    let e = entry_addr(&mem, &unit, dev, pasid);
+        )
+        .unwrap();
+    let e = entry_addr(&mem, iommu.unit(), dev, pasid);
     assert_eq!(read(&mem, e), sl_root | 1 | 3 << 2 | 3 << 6);
     assert_eq!(read(&mem, e + 8), 0x1234 | 1 << 23);
     // SRE (bit 128), FLPM 1 (bits 131:130), WPE (bit 132), EAFE (bit 135).
     assert_eq!(read(&mem, e + 16), s1_root | 1 | 1 << 2 | 1 << 4 | 1 << 7);
 
-    unit.set_pasid_entry(
-        dev,
-        65,
-        PasidEntry::FirstLevel {
-            did: 9,
-            root: fl_root,
-            levels: 4,
-        },
-    )
-    .unwrap();
-    let e = entry_addr(&mem, &unit, dev, 65);
+    iommu
+        .set_pasid_entry(
+            dev,
+            65,
+            PasidEntry::FirstLevel {
+                did: 9,
+                root: fl_root,
+                levels: 4,
+            },
+        )
+        .unwrap();
+    let e = entry_addr(&mem, iommu.unit(), dev, 65);
     // AW is the unit's (3: 57-bit), PGTT 1, no SSPTPTR.
     assert_eq!(read(&mem, e), 1 | 3 << 2 | 1 << 6);
     assert_eq!(read(&mem, e + 16), fl_root, "FLPM 0 = 4-level");
 
-    unit.set_pasid_entry(dev, 66, PasidEntry::PassThrough { did: 1 })
+    iommu
+        .set_pasid_entry(dev, 66, PasidEntry::PassThrough { did: 1 })
         .unwrap();
-    let e = entry_addr(&mem, &unit, dev, 66);
+    let e = entry_addr(&mem, iommu.unit(), dev, 66);
     assert_eq!(read(&mem, e), 1 | 3 << 2 | 4 << 6);
     assert_eq!(read(&mem, e + 8), 1 | 1 << 23);
-    assert_eq!(unit.pasid_entry_addr(dev, 66), Some(e));
+    assert_eq!(iommu.pasid_entry_addr(dev, 66), Some(e));
 
     // Decoding what is in memory gives back what was programmed.
     assert_eq!(
-        unit.pasid_entry(dev, 65),
+        iommu.pasid_entry(dev, 65),
         Some(PasidEntry::FirstLevel {
             did: 9,
             root: fl_root,
             levels: 4
         })
     );
-    assert_eq!(unit.pasid_entry(dev, 67), None);
+    assert_eq!(iommu.pasid_entry(dev, 67), None);
 
     // Clearing zeroes all eight words.
-    let old = unit.clear_pasid_entry(dev, 66).unwrap();
+    let old = iommu.clear_pasid_entry(dev, 66).unwrap();
     assert_eq!(old, Some(PasidEntry::PassThrough { did: 1 }));
     for word in 0..8 {
         assert_eq!(read(&mem, e + 8 * word), 0);
@@ -165,54 +171,54 @@ fn pasid_entries_have_the_exact_bits() {
 
 #[test]
 fn programming_errnos() {
-    let (_mem, unit) = unit(config("dmar0", &[0]));
+    let (_mem, iommu) = unit(config("dmar0", &[0]));
     let dev = bdf(0, 2, 0);
     let pt = PasidEntry::PassThrough { did: 1 };
     assert_eq!(
-        unit.set_pasid_entry(dev, 0, pt).unwrap_err().errno(),
+        iommu.set_pasid_entry(dev, 0, pt).unwrap_err().errno(),
         Errno::NODEV,
         "no context entry yet"
     );
-    unit.setup_context(dev, 1 << 8).unwrap();
-    unit.set_pasid_entry(dev, 0, pt).unwrap();
+    iommu.setup_context(dev, 1 << 8).unwrap();
+    iommu.set_pasid_entry(dev, 0, pt).unwrap();
     assert_eq!(
-        unit.set_pasid_entry(dev, 0, pt).unwrap_err().errno(),
+        iommu.set_pasid_entry(dev, 0, pt).unwrap_err().errno(),
         Errno::BUSY,
         "intel_pasid_setup_*: already present"
     );
     assert_eq!(
-        unit.replace_pasid_entry(dev, 3, pt).unwrap_err().errno(),
+        iommu.replace_pasid_entry(dev, 3, pt).unwrap_err().errno(),
         Errno::INVAL,
         "intel_pasid_replace_*: not present"
     );
     assert_eq!(
-        unit.set_pasid_entry(dev, 1 << 20, pt).unwrap_err().errno(),
+        iommu.set_pasid_entry(dev, 1 << 20, pt).unwrap_err().errno(),
         Errno::INVAL,
         "beyond the unit's 20 bits"
     );
     // 256 PASIDs still get a one-page directory (32768 PASIDs), as Linux.
-    unit.set_pasid_entry(dev, 32767, pt).unwrap();
+    iommu.set_pasid_entry(dev, 32767, pt).unwrap();
     assert_eq!(
-        unit.set_pasid_entry(dev, 32768, pt).unwrap_err().errno(),
+        iommu.set_pasid_entry(dev, 32768, pt).unwrap_err().errno(),
         Errno::INVAL,
         "beyond the device's directory"
     );
-    let old = unit
+    let old = iommu
         .replace_pasid_entry(dev, 0, PasidEntry::PassThrough { did: 1 })
         .unwrap();
     assert_eq!(old, pt);
-    assert_eq!(unit.clear_pasid_entry(dev, 5).unwrap(), None);
+    assert_eq!(iommu.clear_pasid_entry(dev, 5).unwrap(), None);
 }
 
 #[test]
 fn domain_ids_skip_the_reserved_ones() {
-    let (_mem, unit) = unit(config("dmar0", &[0]));
-    let a = unit.alloc_domain_id().unwrap();
-    let b = unit.alloc_domain_id().unwrap();
+    let (_mem, iommu) = unit(config("dmar0", &[0]));
+    let a = iommu.alloc_domain_id().unwrap();
+    let b = iommu.alloc_domain_id().unwrap();
     assert_eq!((a, b), (2, 3));
-    unit.free_domain_id(a);
-    assert_eq!(unit.alloc_domain_id().unwrap(), 2);
-    assert_eq!(unit.domain_ids_in_use(), 2);
+    iommu.free_domain_id(a);
+    assert_eq!(iommu.alloc_domain_id().unwrap(), 2);
+    assert_eq!(iommu.domain_ids_in_use(), 2);
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use umdev_iommu::memory::MemoryObject;
 use umdev_iommu::system::System;
-use umdev_iommu::unit::IOMMU_NO_PASID;
+use umdev_iommu::vtd::IOMMU_NO_PASID;
 use umdev_iommufd::{HwptAllocFlags, HwptData, Ictx, MapFlags};
 use umdev_pci::Bdf;
 

@@ -2,6 +2,8 @@
 //! vendor-defined isolation (an emulated mdev) reaches an IOAS without an
 //! IOMMU: it pins pages and copies bytes in software, and must unpin when
 //! user space unmaps (kernel-semantics §2.6).
+//!
+//! Lock order: the one in `private.rs` (iommufd_private.h).
 
 use std::sync::Arc;
 
@@ -9,43 +11,10 @@ use parking_lot::Mutex;
 use umdev_iommu::memory::PhysAddr;
 
 use crate::error::{IommufdError, Result};
-use crate::ictx::Ictx;
-use crate::ioas::{Ioas, next_key};
-use crate::object::{HasHeader, ObjHeader, ObjRef, Object};
-
-/// What the access's owner (the emulated device's driver) provides
-/// (`struct iommufd_access_ops`).
-pub trait AccessOps: Send + Sync {
-    /// The owner pins pages (raises the IOAS alignment to PAGE_SIZE).
-    fn needs_pin_pages(&self) -> bool;
-
-    /// User space is unmapping `[iova, iova + length)`: the owner must drop
-    /// every pin it holds in the range before returning
-    /// (`ops->unmap`, vfio `dma_unmap`). Called with no iommufd lock held.
-    fn unmap(&self, iova: u64, length: u64);
-}
-
-/// An in-kernel user of an IOAS.
-pub struct Access {
-    hdr: ObjHeader,
-    ops: Arc<dyn AccessOps>,
-    ioas: Mutex<Option<ObjRef<Ioas>>>,
-    key: u64,
-}
-
-impl std::fmt::Debug for Access {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Access")
-            .field("id", &self.hdr.id())
-            .finish_non_exhaustive()
-    }
-}
-
-impl HasHeader for Access {
-    fn header(&self) -> &ObjHeader {
-        &self.hdr
-    }
-}
+use crate::io_pagetable::next_key;
+use crate::object::{HasHeader, ObjHeader, ObjRef};
+pub use crate::private::{Access, AccessOps};
+use crate::private::{Ictx, Ioas, Object};
 
 impl Access {
     pub(crate) fn new(ops: Arc<dyn AccessOps>) -> Arc<Self> {

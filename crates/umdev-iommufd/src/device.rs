@@ -9,6 +9,8 @@
 //! 2019 aux-domain API did this inside vfio_iommu_type1); the rules kept
 //! are those of `iommufd_device_attach(idev, pasid, ..)` for that one
 //! PASID, and none of the RID's.
+//!
+//! Lock order: the one in `private.rs` (iommufd_private.h).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -16,34 +18,14 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use umdev_iommu::iommu::ops::ResvType;
 use umdev_iommu::iommu::{Group, PagingFlags};
-use umdev_iommu::unit::IOMMU_NO_PASID;
+use umdev_iommu::vtd::IOMMU_NO_PASID;
 use umdev_pci::Bdf;
 
 use crate::error::{IommufdError, Result};
-use crate::hwpt::{HwptPaging, HwptRef};
-use crate::ictx::Ictx;
-use crate::io_pagetable::{IovaRange, ReservedOwner};
-use crate::ioas::{Ioas, next_key};
-use crate::object::{HasHeader, ObjHeader, ObjRef, Object};
-
-/// A bound physical device.
-#[derive(Debug)]
-pub struct Device {
-    hdr: ObjHeader,
-    bdf: Bdf,
-    pub(crate) igroup: Arc<IGroup>,
-    key: u64,
-    /// Bound for this PASID only ([`Ictx::device_bind_pasid`]): no DMA
-    /// ownership was claimed, and no other PASID nor the RID may be
-    /// attached.
-    pasid_only: Option<u32>,
-}
-
-impl HasHeader for Device {
-    fn header(&self) -> &ObjHeader {
-        &self.hdr
-    }
-}
+use crate::io_pagetable::{IovaRange, ReservedOwner, next_key};
+use crate::object::{ObjHeader, ObjRef};
+use crate::private::{Attach, HwptPaging, HwptRef, Ictx, Ioas, Object};
+pub use crate::private::{Device, IGroup};
 
 impl Device {
     /// The object id (VFIO's `out_devid`).
@@ -75,22 +57,6 @@ impl Device {
             _ => Ok(()),
         }
     }
-}
-
-/// One (group, PASID) attachment: the HWPT and the bound devices on it
-/// (`struct iommufd_attach`).
-#[derive(Debug)]
-struct Attach {
-    hwpt: HwptRef,
-    devices: BTreeSet<u32>,
-}
-
-/// The context's view of one IOMMU group (`struct iommufd_group`), shared
-/// by every bound device of the group.
-#[derive(Debug)]
-pub struct IGroup {
-    group: Arc<Group>,
-    attaches: Mutex<BTreeMap<u32, Attach>>,
 }
 
 impl IGroup {

@@ -14,9 +14,7 @@ use std::sync::Arc;
 use rustix::io::Errno;
 
 use crate::error::{IommufdError, Result};
-use crate::hwpt::HwptPaging;
-use crate::ictx::Ictx;
-use crate::object::Object;
+use crate::private::{HwptPaging, Ictx, Object};
 
 bitflags::bitflags! {
     /// enum iommufd_hwpt_set_dirty_tracking_flags.

@@ -11,82 +11,31 @@
 //! that cookie completes it. Detaching or replacing the HWPT of a
 //! (group, PASID) answers its outstanding groups with INVALID
 //! (`iommufd_auto_response_faults`), and so does destroying the queue.
+//!
+//! Lock order: the one in `private.rs` (iommufd_private.h).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rustix::io::Errno;
 use umdev_iommu::memory::PAGE_SIZE;
 use umdev_iommu::pgtable::Access as DmaAccess;
-use umdev_iommu::unit::{FaultHandler, FaultReason, FaultRecord, IOMMU_NO_PASID};
+use umdev_iommu::vtd::{FaultHandler, FaultReason, FaultRecord, IOMMU_NO_PASID};
 use umdev_pci::Bdf;
 
 use crate::error::{IommufdError, Result};
-use crate::ictx::Ictx;
-use crate::object::{HasHeader, ObjHeader, ObjRef, Object};
+use crate::object::{HasHeader, ObjHeader, ObjRef};
+pub use crate::private::{
+    Fault, HwptPgfault, IopfResponse, PageResponseCode, PgfaultFlags, PgfaultPerm,
+};
+use crate::private::{FaultState, Ictx, IopfGroup, IopfHandler, Object};
 
 /// Answers kept for [`FaultFd::take_responses`]; older ones are dropped.
 const RESPONSE_LOG: usize = 256;
 
 /// Page request group indexes are 9 bits (PCIe PRG index).
 const GRPID_MASK: u32 = 0x1ff;
-
-bitflags::bitflags! {
-    /// enum iommu_hwpt_pgfault_flags.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub struct PgfaultFlags: u32 {
-        /// IOMMU_PGFAULT_FLAGS_PASID_VALID: `pasid` is meaningful.
-        const PASID_VALID = 1 << 0;
-        /// IOMMU_PGFAULT_FLAGS_LAST_PAGE: the last fault of its group.
-        const LAST_PAGE = 1 << 1;
-    }
-}
-
-bitflags::bitflags! {
-    /// enum iommu_hwpt_pgfault_perm.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub struct PgfaultPerm: u32 {
-        /// IOMMU_PGFAULT_PERM_READ.
-        const READ = 1 << 0;
-        /// IOMMU_PGFAULT_PERM_WRITE.
-        const WRITE = 1 << 1;
-        /// IOMMU_PGFAULT_PERM_EXEC.
-        const EXEC = 1 << 2;
-        /// IOMMU_PGFAULT_PERM_PRIV.
-        const PRIV = 1 << 3;
-    }
-}
-
-/// One fault as read from the queue (struct iommu_hwpt_pgfault).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HwptPgfault {
-    /// PASID_VALID / LAST_PAGE.
-    pub flags: PgfaultFlags,
-    /// The DEVICE object that faulted.
-    pub dev_id: u32,
-    /// The PASID (meaningful with PASID_VALID).
-    pub pasid: u32,
-    /// The page request group index.
-    pub grpid: u32,
-    /// What the request asked for.
-    pub perm: PgfaultPerm,
-    /// The faulting page address.
-    pub addr: u64,
-    /// Always 0 (the kernel reports no length).
-    pub length: u32,
-    /// What the response must echo.
-    pub cookie: u32,
-}
-
-/// enum iommufd_page_response_code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PageResponseCode {
-    /// IOMMUFD_PAGE_RESP_SUCCESS: the fault was handled, retry.
-    Success,
-    /// IOMMUFD_PAGE_RESP_INVALID: the request cannot be satisfied.
-    Invalid,
-}
 
 /// A response written to the queue (struct iommu_hwpt_page_response).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,41 +44,6 @@ pub struct PageResponse {
     pub cookie: u32,
     /// The result.
     pub code: PageResponseCode,
-}
-
-/// A page response as the faulting device received it
-/// (`iopf_group_response`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IopfResponse {
-    /// The DEVICE object.
-    pub dev_id: u32,
-    /// The PASID of the request, if it had one.
-    pub pasid: Option<u32>,
-    /// The page request group index.
-    pub grpid: u32,
-    /// The result.
-    pub code: PageResponseCode,
-    /// Sent by iommufd itself (detach, replace or queue destruction), not
-    /// by user space.
-    pub auto: bool,
-}
-
-/// One fault group (`struct iopf_group`) with the attachment it came
-/// through.
-#[derive(Clone, Copy, Debug)]
-struct IopfGroup {
-    fault: HwptPgfault,
-    hwpt_key: u64,
-    group_id: u32,
-}
-
-#[derive(Debug, Default)]
-struct FaultState {
-    deliver: VecDeque<IopfGroup>,
-    response: BTreeMap<u32, IopfGroup>,
-    next_grpid: u32,
-    responses: VecDeque<IopfResponse>,
-    closed: bool,
 }
 
 impl FaultState {
@@ -160,19 +74,6 @@ impl FaultState {
             cookie = cookie.checked_add(1)?;
         }
         Some(cookie)
-    }
-}
-
-/// A fault queue object.
-#[derive(Debug)]
-pub struct Fault {
-    hdr: ObjHeader,
-    state: Mutex<FaultState>,
-}
-
-impl HasHeader for Fault {
-    fn header(&self) -> &ObjHeader {
-        &self.hdr
     }
 }
 
@@ -323,16 +224,6 @@ impl Drop for FaultFd {
     fn drop(&mut self) {
         self.fault.header().put();
     }
-}
-
-/// The domain fault handler of a HWPT with a fault queue: knows which
-/// bound device each (requester, PASID) is.
-#[derive(Debug)]
-pub(crate) struct IopfHandler {
-    hwpt_key: u64,
-    fault: Mutex<Option<ObjRef<Fault>>>,
-    /// (requester, PASID) → (DEVICE id, IOMMU group).
-    devices: Mutex<BTreeMap<(Bdf, u32), (u32, u32)>>,
 }
 
 impl IopfHandler {

@@ -10,7 +10,7 @@
 use umdev_iommu::iommu::ops::HwInfo;
 
 use crate::error::{IommufdError, Result};
-use crate::ictx::Ictx;
+use crate::private::Ictx;
 
 /// IOMMU_HW_INFO_TYPE_NONE: no driver data.
 pub const IOMMU_HW_INFO_TYPE_NONE: u32 = 0;

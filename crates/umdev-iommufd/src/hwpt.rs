@@ -1,6 +1,8 @@
 //! Hardware page tables (hw_pagetable.c): IOMMUFD_OBJ_HWPT_PAGING, an IOMMU
 //! domain that mirrors one IOAS, and IOMMUFD_OBJ_HWPT_NESTED, a user
 //! stage-1 table over a nest-parent paging HWPT.
+//!
+//! Lock order: the one in `private.rs` (iommufd_private.h).
 
 use std::sync::Arc;
 
@@ -11,10 +13,10 @@ use umdev_iommu::pgtable::Prot;
 use umdev_pci::Bdf;
 
 use crate::error::{IommufdError, Result};
-use crate::fault::{Fault, IopfHandler};
-use crate::io_pagetable::IoptDomain;
-use crate::ioas::{Ioas, next_key};
-use crate::object::{HasHeader, ObjHeader, ObjRef};
+use crate::io_pagetable::{IoptDomain, next_key};
+use crate::object::{ObjHeader, ObjRef};
+use crate::private::{Fault, Ioas, IopfHandler};
+pub use crate::private::{HwptNested, HwptPaging, HwptRef};
 
 /// How an IOAS mirrors its areas into a core domain.
 struct DomainMirror(Arc<Domain>);
@@ -43,30 +45,12 @@ impl IoptDomain for DomainMirror {
     }
 }
 
-/// A paging HWPT: a domain kept equal to its IOAS.
-#[derive(Debug)]
-pub struct HwptPaging {
-    hdr: ObjHeader,
-    pub(crate) ioas: ObjRef<Ioas>,
-    pub(crate) domain: Arc<Domain>,
-    auto_domain: bool,
-    nest_parent: bool,
-    pasid_compat: bool,
-    dirty_capable: bool,
-    key: u64,
-    iopf: Option<Arc<IopfHandler>>,
-}
-
-impl HasHeader for HwptPaging {
-    fn header(&self) -> &ObjHeader {
-        &self.hdr
-    }
-}
-
 impl HwptPaging {
     /// Allocates a domain for `bdf` and fills it from `ioas`
-    /// (`iommufd_hwpt_paging_alloc` + `iopt_table_add_domain`).
-    pub(crate) fn alloc(
+    /// (`iommufd_hwpt_paging_alloc` + `iopt_table_add_domain`). The HWPT is
+    /// in no context's object table until its caller inserts it; the legacy
+    /// VFIO container (umdev-vfio) keeps its type1 domains this way.
+    pub fn alloc(
         iommu: &Iommu,
         bdf: Bdf,
         ioas: &Arc<Ioas>,
@@ -157,8 +141,8 @@ impl HwptPaging {
     }
 
     /// `iommufd_hwpt_paging_destroy`: the domain leaves the IOAS and its
-    /// fault queue.
-    pub(crate) fn teardown(&self) {
+    /// fault queue (also how the legacy VFIO container frees its domains).
+    pub fn teardown(&self) {
         self.remove_domain();
         self.ioas
             .hwpts
@@ -171,22 +155,6 @@ impl HwptPaging {
     pub(crate) fn remove_domain(&self) {
         remove_iopf(&self.domain, self.iopf.as_ref());
         self.ioas.iopt.lock().remove_domain(self.key);
-    }
-}
-
-/// A nested HWPT: a user stage-1 table translated through its parent.
-#[derive(Debug)]
-pub struct HwptNested {
-    hdr: ObjHeader,
-    pub(crate) parent: ObjRef<HwptPaging>,
-    pub(crate) domain: Arc<Domain>,
-    pasid_compat: bool,
-    iopf: Option<Arc<IopfHandler>>,
-}
-
-impl HasHeader for HwptNested {
-    fn header(&self) -> &ObjHeader {
-        &self.hdr
     }
 }
 
@@ -231,15 +199,6 @@ impl HwptNested {
     pub fn domain(&self) -> &Arc<Domain> {
         &self.domain
     }
-}
-
-/// A counted reference to either kind of HWPT, as attachments hold them.
-#[derive(Clone, Debug)]
-pub enum HwptRef {
-    /// A paging HWPT.
-    Paging(ObjRef<HwptPaging>),
-    /// A nested HWPT.
-    Nested(ObjRef<HwptNested>),
 }
 
 impl HwptRef {

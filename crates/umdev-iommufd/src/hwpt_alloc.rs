@@ -1,19 +1,16 @@
 //! IOMMU_HWPT_ALLOC (hw_pagetable.c `iommufd_hwpt_alloc`): a paging HWPT
 //! on an IOAS or a nested HWPT on a nest-parent paging HWPT, optionally
 //! delivering its I/O page faults to a FAULT queue.
+//!
+//! Lock order: the one in `private.rs` (iommufd_private.h).
 
 use std::sync::Arc;
 
 use rustix::io::Errno;
 use umdev_iommu::iommu::{PagingFlags, VtdS1Config};
 
-use crate::device::Device;
 use crate::error::{IommufdError, Result};
-use crate::fault::Fault;
-use crate::hwpt::{HwptNested, HwptPaging};
-use crate::ictx::Ictx;
-use crate::ioas::Ioas;
-use crate::object::Object;
+use crate::private::{Device, Fault, HwptNested, HwptPaging, Ictx, Ioas, Object};
 
 bitflags::bitflags! {
     /// enum iommufd_hwpt_alloc_flags.

@@ -1,23 +1,23 @@
-//! The iommufd context (main.c `struct iommufd_ctx`): the object table, the
+//! The iommufd context (main.c; `struct iommufd_ctx` is in private.rs): the object table, the
 //! DMA-ownership cookie its devices share, the pin account, DESTROY,
 //! IOMMU_VFIO_IOAS and close(). The other ioctls live with their objects
 //! (ioas.rs, hwpt_alloc.rs, device.rs, access.rs, fault.rs, ...), as
 //! `impl Ictx` blocks.
+//!
+//! Lock order: the one in `private.rs` (iommufd_private.h).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rustix::io::Errno;
 use umdev_iommu::iommu::{Domain, Iommu, OwnerCookie};
 
-use crate::device::IGroup;
 use crate::error::{IommufdError, Result};
-pub use crate::hwpt_alloc::{HwptAllocFlags, HwptData};
 use crate::io_pagetable::{IovaRange, PinAccount};
-use crate::ioas::Ioas;
-pub use crate::ioas::MapFlags;
-use crate::object::{ObjTable, Object};
+use crate::object::ObjTable;
+pub use crate::private::Ictx;
+use crate::private::{Ioas, Object};
 
 /// enum iommufd_vfio_ioas_op.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,25 +28,6 @@ pub enum VfioIoasOp {
     Set(u32),
     /// IOMMU_VFIO_IOAS_CLEAR.
     Clear,
-}
-
-/// The iommufd context: what one open of /dev/iommu is.
-pub struct Ictx {
-    pub(crate) iommu: Arc<Iommu>,
-    pub(crate) cookie: OwnerCookie,
-    pub(crate) table: Mutex<ObjTable>,
-    pub(crate) igroups: Mutex<BTreeMap<u32, Weak<IGroup>>>,
-    /// The IOAS the VFIO compatibility ioctls use (`ictx->vfio_ioas`).
-    pub(crate) vfio_ioas: Mutex<Option<u32>>,
-    pub(crate) account: Arc<PinAccount>,
-}
-
-impl std::fmt::Debug for Ictx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ictx")
-            .field("objects", &self.table.lock().len())
-            .finish_non_exhaustive()
-    }
 }
 
 impl Ictx {

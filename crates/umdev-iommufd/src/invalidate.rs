@@ -7,8 +7,7 @@ use rustix::io::Errno;
 use umdev_iommu::iommu::ops::VtdS1Invalidate;
 
 use crate::error::{IommufdError, Result};
-use crate::ictx::Ictx;
-use crate::object::Object;
+use crate::private::{Ictx, Object};
 
 /// IOMMU_HWPT_INVALIDATE_DATA_VTD_S1.
 pub const IOMMU_HWPT_INVALIDATE_DATA_VTD_S1: u32 = 0;

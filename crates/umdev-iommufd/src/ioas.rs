@@ -2,8 +2,9 @@
 //! mappings; every paging HWPT created on it mirrors its areas. Also the
 //! IOAS ioctls: ALLOC, MAP (and MAP_FILE), UNMAP, COPY, IOVA_RANGES,
 //! ALLOW_IOVAS.
+//!
+//! Lock order: the one in `private.rs` (iommufd_private.h).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
@@ -11,12 +12,11 @@ use rustix::io::Errno;
 use umdev_iommu::memory::MemoryObject;
 use umdev_iommu::pgtable::Prot;
 
-use crate::access::Access;
 use crate::error::{IommufdError, Result};
-use crate::hwpt::HwptPaging;
-use crate::ictx::Ictx;
 use crate::io_pagetable::{IoPagetable, IoptPages, IovaRange, IovaRequest, PinAccount, UnmapStop};
-use crate::object::{HasHeader, ObjHeader, Object};
+use crate::object::ObjHeader;
+pub use crate::private::Ioas;
+use crate::private::{Access, HwptPaging, Ictx, Object};
 
 bitflags::bitflags! {
     /// enum iommufd_ioas_map_flags.
@@ -34,32 +34,6 @@ bitflags::bitflags! {
 /// Unmap retries while accesses keep pins (io_pagetable.c: more than 100
 /// rounds of `ops->unmap` without progress is EDEADLOCK).
 const ACCESS_UNMAP_ROUNDS: u32 = 100;
-
-static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
-
-/// A process-unique key for io_pagetable bookkeeping (domains, devices and
-/// accesses are told apart by it).
-pub(crate) fn next_key() -> u64 {
-    NEXT_KEY.fetch_add(1, Ordering::Relaxed)
-}
-
-/// An I/O address space.
-///
-/// Lock order inside iommufd: `hwpts` (the kernel's `ioas->mutex`) →
-/// device group → `iopt` → the IOMMU core's locks.
-#[derive(Debug)]
-pub struct Ioas {
-    hdr: ObjHeader,
-    pub(crate) iopt: Mutex<IoPagetable>,
-    pub(crate) hwpts: Mutex<Vec<Weak<HwptPaging>>>,
-    pub(crate) accesses: Mutex<Vec<Weak<Access>>>,
-}
-
-impl HasHeader for Ioas {
-    fn header(&self) -> &ObjHeader {
-        &self.hdr
-    }
-}
 
 impl Ioas {
     pub(crate) fn new(account: Arc<PinAccount>) -> Arc<Self> {

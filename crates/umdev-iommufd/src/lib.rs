@@ -9,15 +9,15 @@
 //! - [`access`]: in-kernel users for devices with vendor-defined isolation;
 //! - [`fault`]: I/O page fault queues; [`dirty`]: dirty tracking;
 //!   [`hw_info`]: IOMMU_GET_HW_INFO; [`invalidate`]: HWPT_INVALIDATE;
-//! - [`vfio_compat`]: the VFIO type1 container ioctls over a compat IOAS;
-//! - [`container`]: the legacy group-centric VFIO container and groups.
+//! - [`vfio_compat`]: the VFIO type1 container ioctls over a compat IOAS
+//!   (vfio_compat.c); the legacy group-centric container and groups that
+//!   drive it are umdev-vfio's (drivers/vfio/container.c, group.c).
 //!
-//! Lock order: `Ioas::hwpts` → device group attachments → `Ioas::iopt` →
-//! IOMMU core; an `IoptPages`' pins → the pin account. The object table
-//! lock and the fault queue's locks are leaves held only briefly.
+//! The structs these modules share, and the lock order, are in one private
+//! module, `private` (iommufd_private.h); the object table is a leaf that
+//! names no object kind.
 
 pub mod access;
-pub mod container;
 pub mod device;
 pub mod dirty;
 pub mod error;
@@ -31,6 +31,7 @@ pub mod io_pagetable;
 pub mod ioas;
 pub mod object;
 mod option;
+mod private;
 #[cfg(feature = "selftest")]
 pub mod selftest;
 pub mod vfio_compat;
@@ -39,5 +40,7 @@ pub use dirty::{DirtyRange, DirtyTrackingFlags, GetDirtyBitmapFlags};
 pub use error::{IommufdError, Result};
 pub use fault::{FaultFd, HwptPgfault, IopfResponse, PageResponse, PageResponseCode};
 pub use hw_info::{HwCapabilities, HwInfoFlags, HwInfoVtd, IommuHwInfo};
-pub use ictx::{HwptAllocFlags, HwptData, Ictx, MapFlags, VfioIoasOp};
+pub use hwpt_alloc::{HwptAllocFlags, HwptData};
+pub use ictx::{Ictx, VfioIoasOp};
 pub use invalidate::{HwptInvalidateData, HwptInvalidateResult};
+pub use ioas::MapFlags;

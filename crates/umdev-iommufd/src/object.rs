@@ -6,18 +6,17 @@
 //! only while the table's is the last (`iommufd_object_remove`: EBUSY
 //! otherwise). Devices and accesses hold a driver reference on themselves,
 //! so user space can never DESTROY them.
+//!
+//! The table is generic over what it holds: the object kinds
+//! (`crate::private::Object`) are defined with the shared structs, so this
+//! module names none of them.
 
 use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::access::Access;
-use crate::device::Device;
 use crate::error::{IommufdError, Result};
-use crate::fault::Fault;
-use crate::hwpt::{HwptNested, HwptPaging};
-use crate::ioas::Ioas;
 
 /// Id and refcount every object carries (`struct iommufd_object`).
 #[derive(Debug)]
@@ -97,60 +96,25 @@ impl<T: HasHeader> Drop for ObjRef<T> {
     }
 }
 
-/// The kinds of objects (`enum iommufd_object_type`).
-#[derive(Clone, Debug)]
-pub enum Object {
-    /// IOMMUFD_OBJ_IOAS.
-    Ioas(Arc<Ioas>),
-    /// IOMMUFD_OBJ_HWPT_PAGING.
-    HwptPaging(Arc<HwptPaging>),
-    /// IOMMUFD_OBJ_HWPT_NESTED.
-    HwptNested(Arc<HwptNested>),
-    /// IOMMUFD_OBJ_DEVICE.
-    Device(Arc<Device>),
-    /// IOMMUFD_OBJ_ACCESS.
-    Access(Arc<Access>),
-    /// IOMMUFD_OBJ_FAULT.
-    Fault(Arc<Fault>),
-}
-
-impl Object {
-    /// The object's header.
-    pub fn header(&self) -> &ObjHeader {
-        match self {
-            Object::Ioas(o) => o.header(),
-            Object::HwptPaging(o) => o.header(),
-            Object::HwptNested(o) => o.header(),
-            Object::Device(o) => o.header(),
-            Object::Access(o) => o.header(),
-            Object::Fault(o) => o.header(),
-        }
-    }
-
-    /// Kind name for listings and errors.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Object::Ioas(_) => "ioas",
-            Object::HwptPaging(_) => "hwpt_paging",
-            Object::HwptNested(_) => "hwpt_nested",
-            Object::Device(_) => "device",
-            Object::Access(_) => "access",
-            Object::Fault(_) => "fault",
-        }
-    }
-}
-
 /// The table: ids from 1, lowest free first, as `xa_alloc` with
 /// XA_FLAGS_ALLOC1 hands them out.
-#[derive(Debug, Default)]
-pub(crate) struct ObjTable {
-    objects: BTreeMap<u32, Object>,
+#[derive(Debug)]
+pub(crate) struct ObjTable<O> {
+    objects: BTreeMap<u32, O>,
 }
 
-impl ObjTable {
+impl<O> Default for ObjTable<O> {
+    fn default() -> Self {
+        Self {
+            objects: BTreeMap::new(),
+        }
+    }
+}
+
+impl<O: HasHeader + Clone> ObjTable<O> {
     /// Inserts a finished object and gives it its id. ENOMEM when the id
     /// cannot be allocated (`xa_alloc`; only under fault injection here).
-    pub(crate) fn insert(&mut self, obj: Object) -> Result<u32> {
+    pub(crate) fn insert(&mut self, obj: O) -> Result<u32> {
         if umdev_iommu::failpoint::should_fail("iommufd: object id") {
             return Err(IommufdError::Errno {
                 what: "object id allocation",
@@ -170,7 +134,7 @@ impl ObjTable {
     }
 
     /// Looks an object up: ENOENT when absent.
-    pub(crate) fn get(&self, id: u32) -> Result<Object> {
+    pub(crate) fn get(&self, id: u32) -> Result<O> {
         self.objects
             .get(&id)
             .cloned()
@@ -179,7 +143,7 @@ impl ObjTable {
 
     /// Removes the object if the table holds its only reference
     /// (`iommufd_object_remove`): ENOENT / EBUSY otherwise.
-    pub(crate) fn remove_unused(&mut self, id: u32) -> Result<Object> {
+    pub(crate) fn remove_unused(&mut self, id: u32) -> Result<O> {
         let obj = self.objects.get(&id).ok_or(IommufdError::NoObject { id })?;
         if obj.header().users() != 1 {
             return Err(IommufdError::ObjectBusy { id });
@@ -189,7 +153,7 @@ impl ObjTable {
 
     /// Removes the object whatever its users (the final release of a
     /// context, for objects only open fds still hold).
-    pub(crate) fn remove(&mut self, id: u32) -> Option<Object> {
+    pub(crate) fn remove(&mut self, id: u32) -> Option<O> {
         self.objects.remove(&id)
     }
 
@@ -204,7 +168,7 @@ impl ObjTable {
     }
 
     /// Every object.
-    pub(crate) fn all(&self) -> Vec<(u32, Object)> {
+    pub(crate) fn all(&self) -> Vec<(u32, O)> {
         self.objects
             .iter()
             .map(|(&id, o)| (id, o.clone()))

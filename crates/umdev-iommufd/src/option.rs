@@ -5,8 +5,8 @@
 use rustix::io::Errno;
 
 use crate::error::{IommufdError, Result};
-use crate::ictx::Ictx;
 use crate::io_pagetable::AccountMode;
+use crate::private::Ictx;
 
 impl Ictx {
     /// IOMMU_OPTION_RLIMIT_MODE (`iommufd_option_rlimit_mode`): 0 accounts

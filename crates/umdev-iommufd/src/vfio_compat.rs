@@ -19,9 +19,9 @@ use umdev_iommu::memory::{HostMemory, PAGE_SIZE};
 use umdev_iommu::pgtable::Prot;
 
 use crate::error::{IommufdError, Result};
-use crate::ictx::Ictx;
 use crate::io_pagetable::{IoptPages, IovaRange, IovaRequest};
-use crate::ioas::Ioas;
+use crate::private::Ictx;
+use crate::private::Ioas;
 
 /// VFIO_API_VERSION, what VFIO_GET_API_VERSION returns.
 pub const VFIO_API_VERSION: u32 = 0;

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use rustix::io::Errno;
 use umdev_iommu::iommu::VtdS1Config;
-use umdev_iommu::unit::S1Flags;
+use umdev_iommu::vtd::S1Flags;
 use umdev_iommufd::io_pagetable::AccountMode;
 use umdev_iommufd::{HwptAllocFlags, HwptData, MapFlags, PageResponse, PageResponseCode};
 
@@ -261,21 +261,21 @@ fn fault_queue() {
         .unwrap()
         .fault_handler()
         .unwrap();
-    handler.report(&umdev_iommu::unit::FaultRecord {
+    handler.report(&umdev_iommu::vtd::FaultRecord {
         requester: dev.bdf,
         pasid: None,
         addr: 0x7000,
         access: umdev_iommu::pgtable::Access::Read,
-        reason: umdev_iommu::unit::FaultReason::Reserved,
+        reason: umdev_iommu::vtd::FaultReason::Reserved,
         did: None,
     });
     // And so do faults of a requester no bound device attached.
-    handler.report(&umdev_iommu::unit::FaultRecord {
+    handler.report(&umdev_iommu::vtd::FaultRecord {
         requester: env.mock_device(MockDeviceFlags::default()),
         pasid: None,
         addr: 0x7000,
         access: umdev_iommu::pgtable::Access::Read,
-        reason: umdev_iommu::unit::FaultReason::Permission,
+        reason: umdev_iommu::vtd::FaultReason::Permission,
         did: None,
     });
     assert_eq!(fault.pending(), 0);

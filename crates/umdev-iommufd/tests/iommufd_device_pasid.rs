@@ -11,7 +11,7 @@ use std::sync::Arc;
 use common::*;
 use rustix::io::Errno;
 use umdev_iommu::iommu::VtdS1Config;
-use umdev_iommu::unit::S1Flags;
+use umdev_iommu::vtd::S1Flags;
 use umdev_iommufd::{HwptAllocFlags, HwptData, Ictx};
 
 struct Fixture {

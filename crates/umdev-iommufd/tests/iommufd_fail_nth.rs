@@ -12,7 +12,7 @@ use umdev_iommu::failpoint;
 use umdev_iommu::iommu::VtdS1Config;
 use umdev_iommu::memory::MemoryObject;
 use umdev_iommu::system::System;
-use umdev_iommu::unit::S1Flags;
+use umdev_iommu::vtd::S1Flags;
 use umdev_iommufd::access::AccessOps;
 use umdev_iommufd::io_pagetable::IovaRange;
 use umdev_iommufd::{HwInfoFlags, HwptAllocFlags, HwptData, Ictx, IommufdError, MapFlags};
@@ -83,7 +83,7 @@ fn snapshot(env: &Env) -> Snapshot {
         domain_ids: env
             .sys
             .vtd
-            .units()
+            .iommus()
             .iter()
             .map(|u| u.domain_ids_in_use())
             .collect(),

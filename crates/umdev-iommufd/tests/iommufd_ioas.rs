@@ -14,7 +14,7 @@ use rustix::io::Errno;
 use umdev_iommu::iommu::VtdS1Config;
 use umdev_iommu::iommu::ops::VtdS1Invalidate;
 use umdev_iommu::memory::MemoryObject;
-use umdev_iommu::unit::S1Flags;
+use umdev_iommu::vtd::S1Flags;
 use umdev_iommufd::hw_info::{
     HwInfoFlags, HwInfoVtd, IOMMU_HW_INFO_TYPE_DEFAULT, IOMMU_HW_INFO_TYPE_INTEL_VTD,
 };

@@ -29,10 +29,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
+use umdev_iommu::dma::{Dma, DmaPort};
 use umdev_iommu::iommu::{Domain, GroupInfo, Iommu};
 use umdev_iommu::memory::MemoryObject;
 use umdev_iommu::system::System;
-use umdev_iommu::unit::{Dma, DmaPort, IOMMU_NO_PASID};
+use umdev_iommu::vtd::IOMMU_NO_PASID;
 use umdev_iommufd::io_pagetable::IovaRange;
 use umdev_iommufd::{HwptAllocFlags, HwptData, Ictx, MapFlags};
 use umdev_pci::Bdf;
@@ -543,7 +544,7 @@ fn port(sys: &System, name: &'static str, bdf: Bdf) -> Port {
     Port {
         name,
         bdf,
-        port: sys.vtd.dma_port(bdf).unwrap(),
+        port: sys.dma_for(bdf).unwrap(),
     }
 }
 

@@ -6,10 +6,11 @@
 use std::sync::Arc;
 
 use rustix::io::Errno;
+use umdev_iommu::dma::Dma;
 use umdev_iommu::iommu::VtdS1Config;
 use umdev_iommu::iommu::ops::VtdS1Invalidate;
 use umdev_iommu::system::System;
-use umdev_iommu::unit::{Dma, S1Flags};
+use umdev_iommu::vtd::S1Flags;
 use umdev_iommufd::io_pagetable::IovaRange;
 use umdev_iommufd::{
     DirtyRange, DirtyTrackingFlags, GetDirtyBitmapFlags, HwInfoFlags, HwptAllocFlags, HwptData,
@@ -78,7 +79,7 @@ fn device_dma_writes_set_dirty_bits() {
         .unwrap();
     assert_eq!(bitmap, vec![0]);
     // The device writes pages 3 and 9 and reads page 5.
-    let port = f.sys.vtd.dma_port(f.nvme).unwrap();
+    let port = f.sys.dma_for(f.nvme).unwrap();
     port.write(None, iova + 3 * PAGE + 8, b"dirty").unwrap();
     port.write(None, iova + 9 * PAGE, b"dirty").unwrap();
     let mut buf = [0u8; 8];

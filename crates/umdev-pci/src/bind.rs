@@ -108,7 +108,7 @@ impl Platform {
             .topo
             .read()
             .iter()
-            .filter_map(|f| Some((f.desc.bdf, f.desc.startup_driver.clone()?)))
+            .filter_map(|f| Some((f.spec.bdf, f.spec.startup_driver.clone()?)))
             .collect();
         for (bdf, driver) in startup {
             self.bind(&driver, bdf)?;
@@ -165,7 +165,7 @@ impl Platform {
         f: &Arc<Function>,
         entry: &Arc<DriverEntry>,
     ) -> Result<(), PciError> {
-        let bdf = f.desc.bdf;
+        let bdf = f.spec.bdf;
         {
             let state = f.state.lock();
             if state.dead {
@@ -214,9 +214,9 @@ impl Platform {
         };
         entry.driver.remove(&PciDev::new(self, f));
         if !entry.managed_dma
-            && let Some(h) = self.dma_hooks(f.desc.bdf)
+            && let Some(h) = self.dma_hooks(f.spec.bdf)
         {
-            h.device_unuse_default_domain(f.desc.bdf);
+            h.device_unuse_default_domain(f.spec.bdf);
         }
         f.state.lock().driver = None;
     }

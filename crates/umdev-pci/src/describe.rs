@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use crate::bdf::Bdf;
 use crate::info::FunctionInfo;
-use crate::load::kind_name;
-use crate::{Bdf, Platform};
+use crate::platform::Platform;
 
 impl Platform {
     /// Renders the platform for `umdev platform show`.
@@ -107,7 +107,7 @@ fn render(
         (false, false) => "+- ",
     };
     let _ = writeln!(out, "  {prefix}{branch}{}", line(i));
-    let Some((secondary, _)) = i.buses else {
+    let Some((secondary, _)) = i.buses() else {
         return;
     };
     let children = by_bus
@@ -138,26 +138,26 @@ fn line(i: &FunctionInfo) -> String {
         i.vendor,
         i.device,
         i.class,
-        kind_name(i.kind)
+        i.kind.name()
     );
     if let Some(pf) = i.physfn {
         let _ = write!(s, " (VF of {pf})");
     }
-    if let Some((sec, sub)) = i.buses {
+    if let Some((sec, sub)) = i.buses() {
         let _ = write!(s, " [bus {sec:02x}-{sub:02x}]");
     }
     let mut tags = Vec::new();
     if i.multifunction {
         tags.push("multifunction".to_owned());
     }
-    if let Some((cap, ctrl)) = i.acs {
+    if let Some((cap, ctrl)) = i.acs_regs {
         tags.push(format!("ACS {cap:#04x}/{ctrl:#04x}"));
     }
     if let Some(p) = i.pasid {
         tags.push(format!("PASID {}", p.max_width));
     }
-    if let Some(s) = i.sriov {
-        tags.push(format!("SR-IOV {}/{}", s.num_vfs, s.total_vfs));
+    if let Some(s) = &i.sriov {
+        tags.push(format!("SR-IOV {}/{}", i.num_vfs, s.total_vfs));
     }
     if !i.dma_aliases.is_empty() {
         tags.push("DMA alias".to_owned());

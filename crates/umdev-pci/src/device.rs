@@ -22,7 +22,7 @@ impl<'a> PciDev<'a> {
 
     /// The function's address.
     pub fn bdf(&self) -> Bdf {
-        self.function.desc.bdf
+        self.function.spec.bdf
     }
 
     /// The platform, for read-only queries and for binding other devices.

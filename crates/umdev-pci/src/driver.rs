@@ -4,6 +4,7 @@
 
 use parking_lot::Mutex;
 use rustix::io::Errno;
+use serde::{Deserialize, Deserializer, Serialize};
 use std::sync::Arc;
 
 use crate::device::PciDev;
@@ -12,25 +13,46 @@ use crate::regs::PCI_ANY_ID;
 
 /// One `struct pci_device_id` entry. `PCI_ANY_ID` (`!0`) in an id field
 /// matches anything; `class` is compared under `class_mask`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+///
+/// In a platform file's `[[driver]]` table the ids are 16-bit and an
+/// absent id is `PCI_ANY_ID`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PciDeviceId {
     /// Vendor ID or `PCI_ANY_ID`.
+    #[serde(default = "any_id", deserialize_with = "id16")]
     pub vendor: u32,
     /// Device ID or `PCI_ANY_ID`.
+    #[serde(default = "any_id", deserialize_with = "id16")]
     pub device: u32,
     /// Subsystem vendor ID or `PCI_ANY_ID`.
+    #[serde(default = "any_id", deserialize_with = "id16")]
     pub subvendor: u32,
     /// Subsystem device ID or `PCI_ANY_ID`.
+    #[serde(default = "any_id", deserialize_with = "id16")]
     pub subdevice: u32,
     /// 24-bit class code.
+    #[serde(default)]
     pub class: u32,
     /// Class bits that must match.
+    #[serde(default)]
     pub class_mask: u32,
     /// Opaque data handed back to the driver.
+    #[serde(default)]
     pub driver_data: u64,
     /// Matches only devices whose `driver_override` names the driver
     /// (`PCI_DRIVER_OVERRIDE_DEVICE_VFIO`).
+    #[serde(default)]
     pub override_only: bool,
+}
+
+fn any_id() -> u32 {
+    PCI_ANY_ID
+}
+
+/// A 16-bit id of a platform file.
+fn id16<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    u16::deserialize(d).map(u32::from)
 }
 
 impl PciDeviceId {
@@ -271,13 +293,24 @@ fn parse_id_fields(text: &str, max: usize) -> Result<Vec<u64>, PciError> {
     Ok(out)
 }
 
-/// A driver declared in the platform file: probe always succeeds; with
-/// `sriov_configure` it behaves like `pci_sriov_configure_simple` and, like
-/// i40e / ixgbe, disables its VFs on remove.
+/// `[[driver]]`: a driver declared in the platform file. Its probe always
+/// succeeds; with `sriov_configure` it behaves like
+/// `pci_sriov_configure_simple` and, like i40e / ixgbe, disables its VFs on
+/// remove.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct SimpleDriver {
+    /// Driver name as in `/sys/bus/pci/drivers/<name>`.
     pub name: String,
+    /// Whether the driver does no kernel DMA (vfio-pci, pci-stub,
+    /// pcieport): binding it does not claim the group for the DMA API.
+    #[serde(default, rename = "driver_managed_dma")]
     pub managed_dma: bool,
+    /// Static id table.
+    #[serde(default)]
     pub ids: Vec<PciDeviceId>,
+    /// Whether the driver implements `sriov_configure`.
+    #[serde(default, rename = "sriov_configure")]
     pub sriov: bool,
 }
 

@@ -1,111 +1,19 @@
-//! One PCI function: its resolved description, config space and binding
-//! state.
+//! One PCI function as the platform holds it: its description, config
+//! space and binding state.
 
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::Bdf;
+use crate::bdf::Bdf;
 use crate::caps::{CapInfo, CapWriter, find_ext_capability};
 use crate::config::ConfigSpace;
 use crate::driver::{DeviceIds, DriverEntry};
 use crate::error::PciError;
 use crate::header::{HeaderParams, build_bar, build_header};
-use crate::mmio::BarHandler;
+use crate::hooks::BarHandler;
 use crate::regs::*;
-use crate::spec::{
-    AtsSpec, BarSpec, FunctionKind, MsiSpec, MsixSpec, PasidSpec, PriSpec, SriovSpec,
-};
-
-/// A validated, resolved function description (immutable once built).
-#[derive(Clone, Debug)]
-pub(crate) struct FunctionDesc {
-    pub bdf: Bdf,
-    pub kind: FunctionKind,
-    pub vendor: u16,
-    pub device: u16,
-    pub subsystem_vendor: u16,
-    pub subsystem_device: u16,
-    pub class: u32,
-    pub revision: u8,
-    pub multifunction: bool,
-    /// Bridges: (secondary, subordinate) bus numbers.
-    pub buses: Option<(u8, u8)>,
-    pub bars: Vec<BarSpec>,
-    pub pm: bool,
-    pub msi: Option<MsiSpec>,
-    pub msix: Option<MsixSpec>,
-    /// ACS (capability, initial control).
-    pub acs: Option<(u16, u16)>,
-    pub pasid: Option<PasidSpec>,
-    pub ats: Option<AtsSpec>,
-    pub pri: Option<PriSpec>,
-    pub sriov: Option<SriovSpec>,
-    /// Quirk DMA alias devfns on the same bus (`dma_alias_mask`).
-    pub dma_aliases: Vec<u8>,
-    /// `pci_upstream_bridge`: the bridge above this function's bus, `None`
-    /// on a root bus (VFs: their PF's).
-    pub upstream_bridge: Option<Bdf>,
-    /// VFs: the PF.
-    pub physfn: Option<Bdf>,
-    pub startup_driver: Option<String>,
-}
-
-impl FunctionDesc {
-    /// PCIe device/port type, `None` for conventional PCI.
-    pub fn pcie_type(&self) -> Option<u8> {
-        kind_pcie_type(self.kind)
-    }
-
-    /// Whether the function has a type 1 header.
-    pub fn is_bridge(&self) -> bool {
-        self.buses.is_some()
-    }
-
-    /// The description of this PF's VF at `vf_bdf`.
-    pub fn vf_desc(&self, vf_bdf: Bdf) -> Option<FunctionDesc> {
-        let sriov = self.sriov.as_ref()?;
-        Some(FunctionDesc {
-            bdf: vf_bdf,
-            kind: FunctionKind::Endpoint,
-            vendor: self.vendor,
-            device: sriov.vf_device,
-            subsystem_vendor: self.subsystem_vendor,
-            subsystem_device: self.subsystem_device,
-            class: self.class,
-            revision: self.revision,
-            multifunction: false,
-            buses: None,
-            bars: sriov.vf_bars.clone(),
-            pm: false,
-            msi: None,
-            msix: sriov.vf_msix,
-            acs: None,
-            pasid: None,
-            ats: None,
-            pri: None,
-            sriov: None,
-            dma_aliases: Vec::new(),
-            upstream_bridge: self.upstream_bridge,
-            physfn: Some(self.bdf),
-            startup_driver: None,
-        })
-    }
-}
-
-/// PCIe device/port type of a kind, `None` for conventional PCI.
-pub(crate) fn kind_pcie_type(kind: FunctionKind) -> Option<u8> {
-    Some(match kind {
-        FunctionKind::Endpoint => PCI_EXP_TYPE_ENDPOINT,
-        FunctionKind::LegacyEndpoint => PCI_EXP_TYPE_LEG_END,
-        FunctionKind::RcEndpoint => PCI_EXP_TYPE_RC_END,
-        FunctionKind::RootPort => PCI_EXP_TYPE_ROOT_PORT,
-        FunctionKind::UpstreamPort => PCI_EXP_TYPE_UPSTREAM,
-        FunctionKind::DownstreamPort => PCI_EXP_TYPE_DOWNSTREAM,
-        FunctionKind::PcieToPciBridge => PCI_EXP_TYPE_PCI_BRIDGE,
-        FunctionKind::PciDevice => return None,
-    })
-}
+use crate::spec::FunctionSpec;
 
 /// Binding state, guarded by [`Function::state`] (a leaf lock).
 #[derive(Default)]
@@ -122,7 +30,9 @@ pub(crate) struct FnState {
 
 /// A function as the platform holds it.
 pub(crate) struct Function {
-    pub desc: FunctionDesc,
+    /// The description, as loaded (or as SR-IOV made it for a VF).
+    pub spec: Arc<FunctionSpec>,
+    /// Capabilities in list order, as the config space was built.
     pub caps: Vec<CapInfo>,
     /// Config space; a leaf lock.
     pub config: Mutex<ConfigSpace>,
@@ -135,71 +45,72 @@ pub(crate) struct Function {
 }
 
 impl Function {
-    /// Builds the function and its config space from `desc`.
-    pub fn new(desc: FunctionDesc) -> Self {
-        let pcie = desc.pcie_type();
+    /// Builds the function and its config space from `spec`.
+    pub fn new(spec: FunctionSpec) -> Self {
+        let pcie = spec.pcie_type();
         let size = if pcie.is_some() {
             PCI_CFG_SPACE_EXP_SIZE
         } else {
             PCI_CFG_SPACE_SIZE
         };
         let mut cfg = ConfigSpace::new(size);
-        let virtfn = desc.physfn.is_some();
+        let virtfn = spec.physfn.is_some();
         let (vendor, device) = if virtfn {
             (0xffff, 0xffff)
         } else {
-            (desc.vendor, desc.device)
+            (spec.vendor, spec.device)
         };
         build_header(
             &mut cfg,
             &HeaderParams {
                 vendor,
                 device,
-                class: desc.class,
-                revision: desc.revision,
-                subsystem: (desc.subsystem_vendor, desc.subsystem_device),
-                multifunction: desc.multifunction,
-                bridge_buses: desc.buses.map(|(s, sub)| (desc.bdf.bus(), s, sub)),
+                class: spec.class,
+                revision: spec.revision,
+                subsystem: (spec.subsystem_vendor, spec.subsystem_device),
+                multifunction: spec.multifunction,
+                bridge_buses: spec.buses().map(|(s, sub)| (spec.bdf.bus(), s, sub)),
                 pcie: pcie.is_some(),
                 virtfn,
             },
         );
         if !virtfn {
-            for bar in &desc.bars {
+            for bar in &spec.bars {
                 build_bar(&mut cfg, PCI_BASE_ADDRESS_0 + 4 * u16::from(bar.index), bar);
             }
         }
         let mut w = CapWriter::new(&mut cfg);
-        if desc.pm {
+        if spec.pm {
             w.pm();
         }
-        if let Some(msi) = &desc.msi {
+        if let Some(msi) = &spec.msi {
             w.msi(msi);
         }
-        if let Some(msix) = &desc.msix {
+        if let Some(msix) = &spec.msix {
             w.msix(msix);
         }
         if let Some(t) = pcie {
             w.pcie(t);
         }
-        if let Some((cap, ctrl)) = desc.acs {
+        if let Some(acs) = &spec.acs {
+            let (cap, ctrl) = acs.registers();
             w.acs(cap, ctrl);
         }
-        if let Some(ats) = &desc.ats {
+        if let Some(ats) = &spec.ats {
             w.ats(ats);
         }
-        if let Some(pri) = &desc.pri {
-            w.pri(pri, desc.pasid.is_some());
+        if let Some(pri) = &spec.pri {
+            w.pri(pri, spec.pasid.is_some());
         }
-        if let Some(pasid) = &desc.pasid {
+        if let Some(pasid) = &spec.pasid {
             w.pasid(pasid);
         }
-        if let Some(sriov) = &desc.sriov {
-            w.sriov(sriov, desc.bdf.function());
+        if let Some(sriov) = &spec.sriov {
+            w.sriov(sriov, spec.bdf.function());
         }
         let caps = w.finish();
         Self {
-            desc,
+            spec: Arc::new(spec),
             caps,
             config: Mutex::new(cfg),
             device_lock: Mutex::new(()),
@@ -223,11 +134,11 @@ impl Function {
     /// The ids drivers match against (the `struct pci_dev` copies).
     pub fn ids(&self) -> DeviceIds {
         DeviceIds {
-            vendor: self.desc.vendor,
-            device: self.desc.device,
-            subsystem_vendor: self.desc.subsystem_vendor,
-            subsystem_device: self.desc.subsystem_device,
-            class: self.desc.class,
+            vendor: self.spec.vendor,
+            device: self.spec.device,
+            subsystem_vendor: self.spec.subsystem_vendor,
+            subsystem_device: self.spec.subsystem_device,
+            class: self.spec.class,
         }
     }
 
@@ -252,7 +163,7 @@ impl Function {
             Ok(())
         } else {
             Err(PciError::ConfigRange {
-                bdf: self.desc.bdf,
+                bdf: self.spec.bdf,
                 offset,
                 len,
             })

@@ -30,7 +30,7 @@ fn pci_acs_flags_enabled(f: &Function, flags: u16) -> bool {
 /// drivers/pci/pci.c `pci_acs_enabled` (no device-specific quirks).
 pub(crate) fn pci_acs_enabled(f: &Function, flags: u16) -> bool {
     // Conventional PCI never isolates: every device on the bus sees DMA.
-    let Some(pcie_type) = f.desc.pcie_type() else {
+    let Some(pcie_type) = f.spec.pcie_type() else {
         return false;
     };
     match pcie_type {
@@ -40,7 +40,7 @@ pub(crate) fn pci_acs_enabled(f: &Function, flags: u16) -> bool {
         | PCI_EXP_TYPE_UPSTREAM
         | PCI_EXP_TYPE_LEG_END
         | PCI_EXP_TYPE_RC_END
-            if f.desc.multifunction =>
+            if f.spec.multifunction =>
         {
             pci_acs_flags_enabled(f, flags)
         }
@@ -71,7 +71,7 @@ impl Grouping<'_> {
             if !pci_acs_enabled(f, REQ_ACS_FLAGS) {
                 return false;
             }
-            match f.desc.upstream_bridge {
+            match f.spec.upstream_bridge {
                 None => return true,
                 Some(parent) => pdev = parent,
             }
@@ -88,10 +88,10 @@ impl Grouping<'_> {
         if let Some(g) = self.topo.group(bdf) {
             return Ok(g);
         }
-        let mut bridge = self.dev(bdf).desc.upstream_bridge;
+        let mut bridge = self.dev(bdf).spec.upstream_bridge;
         while let Some(tmp) = bridge {
             let f = self.dev(tmp);
-            match f.desc.pcie_type() {
+            match f.spec.pcie_type() {
                 Some(PCI_EXP_TYPE_ROOT_PORT | PCI_EXP_TYPE_UPSTREAM | PCI_EXP_TYPE_DOWNSTREAM) => {}
                 // PCIe-to-PCI bridges take ownership of downstream
                 // transactions (alias: secondary bus, devfn 0); reported
@@ -103,15 +103,15 @@ impl Grouping<'_> {
                     }
                 }
             }
-            bridge = f.desc.upstream_bridge;
+            bridge = f.spec.upstream_bridge;
         }
         Err(last)
     }
 
     /// drivers/pci/search.c `pci_devs_are_dma_aliases`.
     fn are_dma_aliases(&self, a: &Function, b: &Function) -> bool {
-        a.desc.dma_aliases.contains(&b.desc.bdf.devfn())
-            || b.desc.dma_aliases.contains(&a.desc.bdf.devfn())
+        a.spec.dma_aliases.contains(&b.spec.bdf.devfn())
+            || b.spec.dma_aliases.contains(&a.spec.bdf.devfn())
     }
 
     fn same_bus(a: Bdf, b: Bdf) -> bool {
@@ -130,7 +130,7 @@ impl Grouping<'_> {
         }
         let me = self.dev(pdev);
         for tmp in self.topo.iter() {
-            let t = tmp.desc.bdf;
+            let t = tmp.spec.bdf;
             if t == pdev || !Self::same_bus(t, pdev) || !self.are_dma_aliases(me, tmp) {
                 continue;
             }
@@ -148,11 +148,11 @@ impl Grouping<'_> {
     /// multifunction device without ACS share a group.
     fn function_alias_group(&self, pdev: Bdf, devfns: &mut [bool; 256]) -> Option<u32> {
         let me = self.dev(pdev);
-        if !me.desc.multifunction || pci_acs_enabled(me, REQ_ACS_FLAGS) {
+        if !me.spec.multifunction || pci_acs_enabled(me, REQ_ACS_FLAGS) {
             return None;
         }
         for tmp in self.topo.iter() {
-            let t = tmp.desc.bdf;
+            let t = tmp.spec.bdf;
             if t == pdev
                 || !Self::same_bus(t, pdev)
                 || t.device() != pdev.device()
@@ -181,7 +181,7 @@ pub(crate) fn pci_device_group(topo: &Topology, bdf: Bdf) -> Option<u32> {
     };
     // Continue upstream until devices are protected from peer-to-peer DMA
     // by ACS.
-    let mut bridge = g.dev(pdev).desc.upstream_bridge;
+    let mut bridge = g.dev(pdev).spec.upstream_bridge;
     while let Some(up) = bridge {
         if g.acs_path_enabled(up) {
             break;
@@ -190,7 +190,7 @@ pub(crate) fn pci_device_group(topo: &Topology, bdf: Bdf) -> Option<u32> {
         if let Some(group) = topo.group(pdev) {
             return Some(group);
         }
-        bridge = g.dev(pdev).desc.upstream_bridge;
+        bridge = g.dev(pdev).spec.upstream_bridge;
     }
     let mut devfns = [false; 256];
     g.alias_group(pdev, &mut devfns)

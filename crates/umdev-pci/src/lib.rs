@@ -3,8 +3,11 @@
 //!
 //! - [`spec`]: the TOML platform description (segments and buses follow
 //!   from the addresses; root ports, switch ports, PCIe-to-PCI bridges,
-//!   endpoints, multifunction devices, SR-IOV PFs), its IOMMU units and its
-//!   built-in drivers. [`Platform::default_platform`] loads the embedded
+//!   endpoints, multifunction devices, SR-IOV PFs), its IOMMU units
+//!   ([`IommuUnitSpec`]) and its built-in drivers. A `[[function]]` table
+//!   is read into a [`FunctionSpec`], the one description of a function,
+//!   which the platform keeps and hands out (in [`FunctionInfo`], with the
+//!   live state). [`Platform::default_platform`] loads the embedded
 //!   `platforms/default.toml`; errors name the file, line, column and field.
 //! - [`config`], [`header`], [`caps`], [`regs`]: 4 KiB config space per
 //!   function with per-bit RW / RO / RW1C masks, type 0 and type 1 headers,
@@ -47,6 +50,7 @@ pub mod regs;
 pub mod spec;
 mod sriov;
 mod topology;
+mod unit;
 
 pub use bdf::Bdf;
 pub use caps::CapInfo;
@@ -54,9 +58,9 @@ pub use device::PciDev;
 pub use driver::{DeviceIds, PciDeviceId, PciDriver, SriovConfigure};
 pub use error::PciError;
 pub use group::REQ_ACS_FLAGS;
-pub use hooks::IommuHooks;
-pub use info::{BarInfo, DriverInfo, FunctionInfo, IommuUnitSpec, PasidInfo, SriovInfo};
+pub use hooks::{BarHandler, IommuHooks};
+pub use info::{DriverInfo, FunctionInfo};
 pub use load::PlatformError;
-pub use mmio::BarHandler;
 pub use platform::{DEFAULT_PLATFORM_TOML, Platform};
-pub use spec::FunctionKind;
+pub use spec::{FunctionKind, FunctionSpec};
+pub use unit::IommuUnitSpec;

@@ -1,4 +1,6 @@
-//! Parsing and validating a platform file into resolved descriptions.
+//! Parsing and validating a platform file (its layout is documented in
+//! [`crate::spec`]) into the descriptions the platform keeps; the loader
+//! also fills in what follows from the tree, as drivers/pci/probe.c does.
 //!
 //! Every error names the file, the line and column, and the field: TOML
 //! errors use the parser's span and key path; semantic errors (a duplicate
@@ -9,13 +11,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use rustix::io::Errno;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use toml::Spanned;
 
-use crate::Bdf;
-use crate::driver::{DeviceIds, PciDeviceId, SimpleDriver};
-use crate::function::{FunctionDesc, kind_pcie_type};
-use crate::info::IommuUnitSpec;
-use crate::regs::*;
-use crate::spec::*;
+use crate::bdf::Bdf;
+use crate::driver::{DeviceIds, SimpleDriver};
+use crate::spec::{BarSpec, FunctionKind, FunctionSpec, MsixSpec, SriovSpec};
+use crate::unit::IommuUnitSpec;
 
 /// Why a platform description could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -79,12 +82,47 @@ impl PlatformError {
     }
 }
 
+/// The whole platform file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlatformFile {
+    /// IOMMU units.
+    #[serde(default)]
+    iommu: Vec<IommuUnitSpec>,
+    /// Built-in drivers.
+    #[serde(default)]
+    driver: Vec<SimpleDriver>,
+    /// PCI functions, any order.
+    #[serde(default)]
+    function: Vec<FunctionSpec>,
+}
+
+/// Where each table of the file and the value of each of its keys lie,
+/// for semantic errors.
+#[derive(Debug, Default, Deserialize)]
+struct FileSpans {
+    #[serde(default)]
+    iommu: Vec<TableSpans>,
+    #[serde(default)]
+    driver: Vec<TableSpans>,
+    #[serde(default)]
+    function: Vec<TableSpans>,
+}
+
+/// One `[[table]]`: its span and its keys' value spans.
+type TableSpans = Spanned<BTreeMap<String, Spanned<IgnoredAny>>>;
+
+/// The span of `key`'s value in `table`, if the key is present.
+fn key_span(table: &TableSpans, key: &str) -> Option<Range<usize>> {
+    table.get_ref().get(key).map(Spanned::span)
+}
+
 /// A validated platform, ready to instantiate.
 pub(crate) struct Loaded {
     pub units: Vec<IommuUnitSpec>,
     pub drivers: Vec<SimpleDriver>,
     /// In address order.
-    pub functions: Vec<FunctionDesc>,
+    pub functions: Vec<FunctionSpec>,
 }
 
 /// Maps byte offsets to positions and builds errors.
@@ -163,121 +201,83 @@ impl Source<'_> {
 /// Parses and validates `text`, naming it `origin` in errors.
 pub(crate) fn load(text: &str, origin: &str) -> Result<Loaded, PlatformError> {
     let src = Source { text, origin };
-    let spec: PlatformSpec = toml::from_str(text).map_err(|e| src.syntax(e))?;
-    let units = iommu_units(&src, &spec)?;
-    let drivers = drivers(&src, &spec)?;
-    let functions = Resolver::new(&src, &spec, &drivers)?.resolve()?;
+    let file: PlatformFile = toml::from_str(text).map_err(|e| src.syntax(e))?;
+    let spans: FileSpans = toml::from_str(text).map_err(|e| src.syntax(e))?;
+    check_iommu_units(&src, &file.iommu, &spans.iommu)?;
+    check_drivers(&src, &file.driver, &spans.driver)?;
+    let functions = Resolver::new(&src, file.function, &spans.function, &file.driver)?.resolve()?;
     Ok(Loaded {
-        units,
-        drivers,
+        units: file.iommu,
+        drivers: file.driver,
         functions,
     })
 }
 
-fn iommu_units(src: &Source<'_>, spec: &PlatformSpec) -> Result<Vec<IommuUnitSpec>, PlatformError> {
+fn check_iommu_units(
+    src: &Source<'_>,
+    units: &[IommuUnitSpec],
+    spans: &[TableSpans],
+) -> Result<(), PlatformError> {
     let mut names = BTreeSet::new();
-    let mut covered: BTreeMap<u16, String> = BTreeMap::new();
-    let mut out = Vec::new();
-    for (i, u) in spec.iommu.iter().enumerate() {
-        let at = |f: &str| format!("iommu[{i}].{f}");
-        let name = u.get_ref().name.get_ref();
-        if !names.insert(name.clone()) {
+    let mut covered: BTreeMap<u16, &str> = BTreeMap::new();
+    for (i, (u, at)) in units.iter().zip(spans).enumerate() {
+        let field = |f: &str| format!("iommu[{i}].{f}");
+        let span = |f: &str| key_span(at, f).unwrap_or_else(|| at.span());
+        if !names.insert(&u.name) {
             return Err(src.invalid(
-                u.get_ref().name.span(),
-                at("name"),
-                format!("duplicate IOMMU unit name `{name}`"),
+                span("name"),
+                field("name"),
+                format!("duplicate IOMMU unit name `{}`", u.name),
             ));
         }
-        for seg in u.get_ref().segments.get_ref() {
-            if let Some(other) = covered.insert(*seg, name.clone()) {
+        for seg in &u.segments {
+            if let Some(other) = covered.insert(*seg, &u.name) {
                 return Err(src.invalid(
-                    u.get_ref().segments.span(),
-                    at("segments"),
+                    span("segments"),
+                    field("segments"),
                     format!("segment {seg:04x} is already translated by `{other}`"),
                 ));
             }
         }
-        let mut pgsize_bitmap = 0u64;
-        for size in u.get_ref().page_sizes.get_ref() {
-            if !size.0.is_power_of_two() || size.0 < 4096 {
-                return Err(src.invalid(
-                    u.get_ref().page_sizes.span(),
-                    at("page_sizes"),
-                    format!(
-                        "page size {:#x} is not a power of two of at least 4K",
-                        size.0
-                    ),
-                ));
-            }
-            pgsize_bitmap |= size.0;
-        }
-        if u.get_ref().pasid_bits > 20 {
+        if u.pasid_bits > 20 {
             return Err(src.invalid(
-                u.span(),
-                at("pasid_bits"),
+                at.span(),
+                field("pasid_bits"),
                 "PCIe PASIDs are at most 20 bits".into(),
             ));
         }
-        let u = u.get_ref();
-        out.push(IommuUnitSpec {
-            name: name.clone(),
-            segments: u.segments.get_ref().clone(),
-            address_widths: u.address_widths.clone(),
-            pasid_bits: u.pasid_bits,
-            pgsize_bitmap,
-            nesting: u.nesting,
-            dirty_tracking: u.dirty_tracking,
-            fault_log_size: u.fault_log_size,
-        });
     }
-    Ok(out)
+    Ok(())
 }
 
-fn drivers(src: &Source<'_>, spec: &PlatformSpec) -> Result<Vec<SimpleDriver>, PlatformError> {
-    let mut out: Vec<SimpleDriver> = Vec::new();
-    for (i, d) in spec.driver.iter().enumerate() {
-        let d = d.get_ref();
-        let name = d.name.get_ref();
+fn check_drivers(
+    src: &Source<'_>,
+    drivers: &[SimpleDriver],
+    spans: &[TableSpans],
+) -> Result<(), PlatformError> {
+    for (i, (d, at)) in drivers.iter().zip(spans).enumerate() {
+        let name = &d.name;
         let problem = if name.is_empty() || name.contains(['/', '\n']) {
             Some(format!("`{name}` is not a valid driver name"))
-        } else if out.iter().any(|o| &o.name == name) {
+        } else if drivers[..i].iter().any(|o| &o.name == name) {
             Some(format!("duplicate driver name `{name}`"))
         } else {
             None
         };
         if let Some(message) = problem {
-            return Err(src.invalid(d.name.span(), format!("driver[{i}].name"), message));
+            let span = key_span(at, "name").unwrap_or_else(|| at.span());
+            return Err(src.invalid(span, format!("driver[{i}].name"), message));
         }
-        let any = |v: Option<u16>| v.map_or(PCI_ANY_ID, u32::from);
-        out.push(SimpleDriver {
-            name: name.clone(),
-            managed_dma: d.driver_managed_dma,
-            ids: d
-                .ids
-                .iter()
-                .map(|id| PciDeviceId {
-                    vendor: any(id.vendor),
-                    device: any(id.device),
-                    subvendor: any(id.subvendor),
-                    subdevice: any(id.subdevice),
-                    class: id.class,
-                    class_mask: id.class_mask,
-                    driver_data: id.driver_data,
-                    override_only: id.override_only,
-                })
-                .collect(),
-            sriov: d.sriov_configure,
-        });
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Turns `[[function]]` tables into a consistent tree.
 struct Resolver<'a> {
     src: &'a Source<'a>,
-    specs: Vec<&'a toml::Spanned<FunctionSpec>>,
+    specs: Vec<FunctionSpec>,
+    spans: &'a [TableSpans],
     drivers: &'a [SimpleDriver],
-    bdfs: Vec<Bdf>,
     /// (segment, secondary bus) → index of the bridge.
     bridges: BTreeMap<(u16, u8), usize>,
 }
@@ -285,40 +285,36 @@ struct Resolver<'a> {
 impl<'a> Resolver<'a> {
     fn new(
         src: &'a Source<'a>,
-        spec: &'a PlatformSpec,
+        specs: Vec<FunctionSpec>,
+        spans: &'a [TableSpans],
         drivers: &'a [SimpleDriver],
     ) -> Result<Self, PlatformError> {
-        let specs: Vec<_> = spec.function.iter().collect();
-        let mut bdfs = Vec::new();
-        let mut seen: BTreeMap<Bdf, usize> = BTreeMap::new();
-        for (i, f) in specs.iter().enumerate() {
-            let b = f.get_ref();
-            let bdf: Bdf = b.bdf.get_ref().parse().map_err(|_| {
-                src.invalid(
-                    b.bdf.span(),
-                    format!("function[{i}].bdf"),
-                    format!("`{}` is not a PCI address (ssss:bb:dd.f)", b.bdf.get_ref()),
-                )
-            })?;
-            if let Some(first) = seen.insert(bdf, i) {
-                let (line, _) = src.position(specs[first].span().start);
-                return Err(src.invalid(
-                    b.bdf.span(),
-                    format!("function[{i}].bdf"),
-                    format!("duplicate address {bdf} (first defined at line {line})"),
-                ));
-            }
-            bdfs.push(bdf);
-        }
         let mut r = Self {
             src,
             specs,
+            spans,
             drivers,
-            bdfs,
             bridges: BTreeMap::new(),
         };
+        let mut seen: BTreeMap<Bdf, usize> = BTreeMap::new();
+        for (i, f) in r.specs.iter().enumerate() {
+            if let Some(first) = seen.insert(f.bdf, i) {
+                let (line, _) = src.position(r.spans[first].span().start);
+                return Err(r.err(
+                    i,
+                    "bdf",
+                    r.span(i, "bdf"),
+                    format!("duplicate address {} (first defined at line {line})", f.bdf),
+                ));
+            }
+        }
         r.collect_bridges()?;
         Ok(r)
+    }
+
+    /// The span of `function[i].field`'s value, if the file gives it.
+    fn span(&self, i: usize, field: &str) -> Option<Range<usize>> {
+        key_span(&self.spans[i], field)
     }
 
     fn err(
@@ -328,30 +324,25 @@ impl<'a> Resolver<'a> {
         span: Option<Range<usize>>,
         message: String,
     ) -> PlatformError {
-        let span = span.unwrap_or_else(|| self.specs[i].span());
+        let span = span.unwrap_or_else(|| self.spans[i].span());
         self.src
             .invalid(span, format!("function[{i}].{field}"), message)
     }
 
-    fn spec(&self, i: usize) -> &'a FunctionSpec {
-        self.specs[i].get_ref()
+    fn spec(&self, i: usize) -> &FunctionSpec {
+        &self.specs[i]
     }
 
-    fn is_bridge_kind(kind: FunctionKind) -> bool {
-        matches!(
-            kind,
-            FunctionKind::RootPort
-                | FunctionKind::UpstreamPort
-                | FunctionKind::DownstreamPort
-                | FunctionKind::PcieToPciBridge
-        )
+    fn bdf(&self, i: usize) -> Bdf {
+        self.specs[i].bdf
     }
 
     fn collect_bridges(&mut self) -> Result<(), PlatformError> {
         for i in 0..self.specs.len() {
-            let s = self.spec(i);
-            let bdf = self.bdfs[i];
-            match (&s.secondary_bus, Self::is_bridge_kind(s.kind)) {
+            let (bdf, bridge) = (self.bdf(i), self.spec(i).is_bridge());
+            let (secondary, subordinate) =
+                (self.spec(i).secondary_bus, self.spec(i).subordinate_bus);
+            match (secondary, bridge) {
                 (None, true) => {
                     return Err(self.err(
                         i,
@@ -360,21 +351,20 @@ impl<'a> Resolver<'a> {
                         "a bridge needs `secondary_bus`".into(),
                     ));
                 }
-                (Some(sec), false) => {
+                (Some(_), false) => {
                     return Err(self.err(
                         i,
                         "secondary_bus",
-                        Some(sec.span()),
+                        self.span(i, "secondary_bus"),
                         "only bridges and ports have a secondary bus".into(),
                     ));
                 }
-                (Some(sec), true) => {
-                    let n = *sec.get_ref();
+                (Some(n), true) => {
                     if n <= bdf.bus() {
                         return Err(self.err(
                             i,
                             "secondary_bus",
-                            Some(sec.span()),
+                            self.span(i, "secondary_bus"),
                             format!(
                                 "secondary bus {n:02x} must be above the bridge's own bus {:02x}",
                                 bdf.bus()
@@ -385,21 +375,21 @@ impl<'a> Resolver<'a> {
                         return Err(self.err(
                             i,
                             "secondary_bus",
-                            Some(sec.span()),
+                            self.span(i, "secondary_bus"),
                             format!(
                                 "bus {n:02x} is already the secondary bus of {}",
-                                self.bdfs[other]
+                                self.bdf(other)
                             ),
                         ));
                     }
                 }
                 (None, false) => {}
             }
-            if let (Some(sub), false) = (&s.subordinate_bus, Self::is_bridge_kind(s.kind)) {
+            if subordinate.is_some() && !bridge {
                 return Err(self.err(
                     i,
                     "subordinate_bus",
-                    Some(sub.span()),
+                    self.span(i, "subordinate_bus"),
                     "only bridges and ports have a subordinate bus".into(),
                 ));
             }
@@ -412,7 +402,7 @@ impl<'a> Resolver<'a> {
         self.bridges.get(&(bdf.segment(), bdf.bus())).copied()
     }
 
-    fn resolve(self) -> Result<Vec<FunctionDesc>, PlatformError> {
+    fn resolve(self) -> Result<Vec<FunctionSpec>, PlatformError> {
         let subordinate = self.subordinates()?;
         let bus_ends = self.bus_ends(&subordinate)?;
         self.check_placement()?;
@@ -435,24 +425,23 @@ impl<'a> Resolver<'a> {
             let derived = self
                 .bridges
                 .iter()
-                .filter(|((s, _), c)| *s == seg && self.bdfs[**c].bus() == sec)
+                .filter(|((s, _), c)| *s == seg && self.bdf(**c).bus() == sec)
                 .map(|(_, c)| sub[c])
                 .max()
                 .unwrap_or(sec)
                 .max(sec);
-            let value = match &self.spec(i).subordinate_bus {
-                Some(explicit) if *explicit.get_ref() < derived => {
+            let value = match self.spec(i).subordinate_bus {
+                Some(explicit) if explicit < derived => {
                     return Err(self.err(
                         i,
                         "subordinate_bus",
-                        Some(explicit.span()),
+                        self.span(i, "subordinate_bus"),
                         format!(
-                            "subordinate bus {:02x} is below bus {derived:02x} behind the bridge",
-                            explicit.get_ref()
+                            "subordinate bus {explicit:02x} is below bus {derived:02x} behind the bridge",
                         ),
                     ));
                 }
-                Some(explicit) => *explicit.get_ref(),
+                Some(explicit) => explicit,
                 None => derived,
             };
             sub.insert(i, value);
@@ -465,7 +454,7 @@ impl<'a> Resolver<'a> {
             if bridge == ancestor {
                 return true;
             }
-            match self.parent(self.bdfs[bridge]) {
+            match self.parent(self.bdf(bridge)) {
                 Some(p) => bridge = p,
                 None => return false,
             }
@@ -484,17 +473,17 @@ impl<'a> Resolver<'a> {
                     return Err(self.err(
                         j,
                         "secondary_bus",
-                        self.spec(j).secondary_bus.as_ref().map(|s| s.span()),
+                        self.span(j, "secondary_bus"),
                         format!(
                             "bus {sec2:02x} lies in the bus range {sec:02x}-{:02x} of {}, which is not above it",
-                            sub[&i], self.bdfs[i]
+                            sub[&i], self.bdf(i)
                         ),
                     ));
                 }
             }
             ends.insert((seg, sec), sub[&i]);
         }
-        for (i, bdf) in self.bdfs.iter().enumerate() {
+        for (i, bdf) in self.specs.iter().map(|s| s.bdf).enumerate() {
             let key = (bdf.segment(), bdf.bus());
             if ends.contains_key(&key) {
                 continue;
@@ -508,11 +497,11 @@ impl<'a> Resolver<'a> {
                 return Err(self.err(
                     i,
                     "bdf",
-                    Some(self.spec(i).bdf.span()),
+                    self.span(i, "bdf"),
                     format!(
                         "bus {:02x} is inside the bus range of {} but no bridge has it as secondary bus",
                         bdf.bus(),
-                        self.bdfs[j]
+                        self.bdf(j)
                     ),
                 ));
             }
@@ -526,7 +515,7 @@ impl<'a> Resolver<'a> {
         use FunctionKind::*;
         for i in 0..self.specs.len() {
             let kind = self.spec(i).kind;
-            let bdf = self.bdfs[i];
+            let bdf = self.bdf(i);
             let parent = self.parent(bdf).map(|p| self.spec(p).kind);
             let ok = match kind {
                 RootPort | RcEndpoint => parent.is_none(),
@@ -537,16 +526,16 @@ impl<'a> Resolver<'a> {
                 }
                 PciDevice => matches!(parent, None | Some(PcieToPciBridge)),
             };
-            let span = Some(self.spec(i).bdf.span());
+            let span = self.span(i, "bdf");
             if !ok {
                 let place = parent.map_or("on a root bus".to_owned(), |p| {
-                    format!("below a {}", kind_name(p))
+                    format!("below a {}", p.name())
                 });
                 return Err(self.err(
                     i,
                     "kind",
                     span,
-                    format!("a {} cannot sit {place}", kind_name(kind)),
+                    format!("a {} cannot sit {place}", kind.name()),
                 ));
             }
             // pci_scan_slot: a PCIe port's link leads to device 0 only.
@@ -560,8 +549,9 @@ impl<'a> Resolver<'a> {
             }
             if bdf.function() != 0
                 && !self
-                    .bdfs
-                    .contains(&bdf.with_function(0).expect("function 0"))
+                    .specs
+                    .iter()
+                    .any(|s| s.bdf == bdf.with_function(0).expect("function 0"))
             {
                 return Err(self.err(i, "bdf", span, format!("{bdf} has no function 0")));
             }
@@ -569,168 +559,123 @@ impl<'a> Resolver<'a> {
         Ok(())
     }
 
-    fn describe(&self, i: usize, sub: &BTreeMap<usize, u8>) -> Result<FunctionDesc, PlatformError> {
+    /// Checks `function[i]` and returns it with the file's defaults and the
+    /// tree's facts filled in.
+    fn describe(&self, i: usize, sub: &BTreeMap<usize, u8>) -> Result<FunctionSpec, PlatformError> {
         let s = self.spec(i);
-        let bdf = self.bdfs[i];
-        let pcie = kind_pcie_type(s.kind).is_some();
-        let bridge = Self::is_bridge_kind(s.kind);
-        let class = match &s.class {
-            Some(c) if *c.get_ref() > 0xff_ffff => {
-                return Err(self.err(i, "class", Some(c.span()), "class codes are 24 bits".into()));
+        let bdf = s.bdf;
+        let pcie = s.pcie_type().is_some();
+        let bridge = s.is_bridge();
+        let class = match self.span(i, "class") {
+            Some(span) if s.class > 0xff_ffff => {
+                return Err(self.err(i, "class", Some(span), "class codes are 24 bits".into()));
             }
-            Some(c) => *c.get_ref(),
+            Some(_) => s.class,
             None if bridge => 0x06_0400,
             None => return Err(self.err(i, "class", None, "missing field `class`".into())),
         };
-        let bars_span = s.bars.as_ref().map(|b| b.span());
         self.check_bars(
             i,
-            s.bar_list(),
+            &s.bars,
             if bridge { 2 } else { 6 },
-            bars_span,
+            self.span(i, "bars"),
             "bars",
         )?;
-        for (name, present, span) in [
-            ("acs", s.acs.is_some(), s.acs.as_ref().map(|v| v.span())),
-            (
-                "pasid",
-                s.pasid.is_some(),
-                s.pasid.as_ref().map(|v| v.span()),
-            ),
-            ("ats", s.ats.is_some(), s.ats.as_ref().map(|v| v.span())),
-            ("pri", s.pri.is_some(), s.pri.as_ref().map(|v| v.span())),
-            (
-                "sriov",
-                s.sriov.is_some(),
-                s.sriov.as_ref().map(|v| v.span()),
-            ),
+        for (name, present) in [
+            ("acs", s.acs.is_some()),
+            ("pasid", s.pasid.is_some()),
+            ("ats", s.ats.is_some()),
+            ("pri", s.pri.is_some()),
+            ("sriov", s.sriov.is_some()),
         ] {
             if present && !pcie {
                 return Err(self.err(
                     i,
                     name,
-                    span,
+                    self.span(i, name),
                     "extended capabilities need a PCIe function".into(),
                 ));
             }
         }
         if let Some(msi) = &s.msi
-            && !(msi.get_ref().vectors.is_power_of_two() && msi.get_ref().vectors <= 32)
+            && !(msi.vectors.is_power_of_two() && msi.vectors <= 32)
         {
             return Err(self.err(
                 i,
                 "msi",
-                Some(msi.span()),
+                self.span(i, "msi"),
                 "MSI vectors must be 1, 2, 4, 8, 16 or 32".into(),
             ));
         }
         if let Some(msix) = &s.msix {
-            self.check_msix(i, msix.get_ref(), s.bar_list(), msix.span(), "msix")?;
+            self.check_msix(i, msix, &s.bars, self.span(i, "msix"), "msix")?;
         }
         if let Some(p) = &s.pasid
-            && !(1..=20).contains(&p.get_ref().max_width)
+            && !(1..=20).contains(&p.max_width)
         {
             return Err(self.err(
                 i,
                 "pasid",
-                Some(p.span()),
+                self.span(i, "pasid"),
                 "max_width must be 1..=20".into(),
             ));
         }
         if let Some(a) = &s.ats
-            && a.get_ref().invalidate_queue_depth > 31
+            && a.invalidate_queue_depth > 31
         {
             return Err(self.err(
                 i,
                 "ats",
-                Some(a.span()),
+                self.span(i, "ats"),
                 "invalidate_queue_depth must be 0..=31".into(),
             ));
         }
         if let Some(sr) = &s.sriov {
             self.check_sriov(i, sr)?;
         }
-        let acs = s.acs.as_ref().map(|a| {
-            let bits = |flags: &[AcsFlag]| flags.iter().fold(0u16, |m, f| m | acs_bit(*f));
-            let cap = bits(&a.get_ref().capability);
-            // drivers/pci/pci.c pci_std_enable_acs: what Linux enables at boot.
-            let ctrl = a.get_ref().control.as_deref().map_or(
-                cap & (PCI_ACS_SV | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF),
-                bits,
-            );
-            (cap, ctrl)
-        });
-        if let Some(a) = &s.acs
-            && acs.is_some_and(|(cap, ctrl)| ctrl & !cap != 0)
+        if s.acs
+            .as_ref()
+            .is_some_and(|a| a.registers().1 & !a.registers().0 != 0)
         {
             return Err(self.err(
                 i,
                 "acs",
-                Some(a.span()),
+                self.span(i, "acs"),
                 "control bits must be in the capability".into(),
             ));
         }
-        let mut dma_aliases = Vec::new();
-        for text in s.dma_alias_list() {
-            let devfn = parse_devfn(text)
-                .filter(|d| *d != bdf.devfn())
-                .ok_or_else(|| {
-                    self.err(
-                        i,
-                        "dma_aliases",
-                        s.dma_aliases.as_ref().map(|d| d.span()),
-                        format!("`{text}` is not another dd.f on this bus"),
-                    )
-                })?;
-            dma_aliases.push(devfn);
+        if s.dma_aliases.contains(&bdf.devfn()) {
+            let text = format!("{:02x}.{:x}", bdf.device(), bdf.function());
+            return Err(self.err(
+                i,
+                "dma_aliases",
+                self.span(i, "dma_aliases"),
+                format!("`{text}` is not another dd.f on this bus"),
+            ));
         }
-        let multifunction = self.bdfs.iter().any(|o| {
-            *o != bdf
-                && o.segment() == bdf.segment()
-                && o.bus() == bdf.bus()
-                && o.device() == bdf.device()
+        let multifunction = self.specs.iter().any(|o| {
+            o.bdf != bdf
+                && o.bdf.segment() == bdf.segment()
+                && o.bdf.bus() == bdf.bus()
+                && o.bdf.device() == bdf.device()
         });
-        let desc = FunctionDesc {
-            bdf,
-            kind: s.kind,
-            vendor: s.vendor,
-            device: s.device,
-            subsystem_vendor: if bridge {
-                0
-            } else {
-                s.subsystem_vendor.unwrap_or(s.vendor)
-            },
-            subsystem_device: if bridge {
-                0
-            } else {
-                s.subsystem_device.unwrap_or(0)
-            },
-            class,
-            revision: s.revision,
-            multifunction,
-            buses: s
-                .secondary_bus
-                .as_ref()
-                .map(|sec| (*sec.get_ref(), sub[&i])),
-            bars: s.bar_list().to_vec(),
-            pm: s.pm,
-            msi: s.msi.as_ref().map(|m| *m.get_ref()),
-            msix: s.msix.as_ref().map(|m| *m.get_ref()),
-            acs,
-            pasid: s.pasid.as_ref().map(|p| *p.get_ref()),
-            ats: s.ats.as_ref().map(|a| *a.get_ref()),
-            pri: s.pri.as_ref().map(|p| *p.get_ref()),
-            sriov: s.sriov.as_ref().map(|sr| sr.get_ref().clone()),
-            dma_aliases,
-            upstream_bridge: self.parent(bdf).map(|p| self.bdfs[p]),
-            physfn: None,
-            startup_driver: None,
+        let subsystem_vendor = match self.span(i, "subsystem_vendor") {
+            _ if bridge => 0,
+            Some(_) => s.subsystem_vendor,
+            None => s.vendor,
         };
-        let startup_driver = self.check_driver(i, &desc)?;
-        Ok(FunctionDesc {
-            startup_driver,
-            ..desc
-        })
+        let desc = FunctionSpec {
+            subsystem_vendor,
+            subsystem_device: if bridge { 0 } else { s.subsystem_device },
+            class,
+            subordinate_bus: s.secondary_bus.map(|_| sub[&i]),
+            multifunction,
+            upstream_bridge: self.parent(bdf).map(|p| self.bdf(p)),
+            physfn: None,
+            ..s.clone()
+        };
+        self.check_driver(i, &desc)?;
+        Ok(desc)
     }
 
     fn check_bars(
@@ -776,7 +721,7 @@ impl<'a> Resolver<'a> {
         i: usize,
         msix: &MsixSpec,
         bars: &[BarSpec],
-        span: Range<usize>,
+        span: Option<Range<usize>>,
         field: &str,
     ) -> Result<(), PlatformError> {
         let size = |bir: u8| bars.iter().find(|b| b.index == bir).map(|b| b.size.0);
@@ -795,13 +740,13 @@ impl<'a> Resolver<'a> {
             None
         };
         match problem {
-            Some(message) => Err(self.err(i, field, Some(span), message)),
+            Some(message) => Err(self.err(i, field, span, message)),
             None => Ok(()),
         }
     }
 
-    fn check_sriov(&self, i: usize, sr: &toml::Spanned<SriovSpec>) -> Result<(), PlatformError> {
-        let s = sr.get_ref();
+    fn check_sriov(&self, i: usize, s: &SriovSpec) -> Result<(), PlatformError> {
+        let span = self.span(i, "sriov");
         let kind = self.spec(i).kind;
         let problem = if !matches!(kind, FunctionKind::Endpoint | FunctionKind::RcEndpoint) {
             Some("only endpoints can be SR-IOV physical functions".to_owned())
@@ -813,28 +758,23 @@ impl<'a> Resolver<'a> {
             None
         };
         if let Some(message) = problem {
-            return Err(self.err(i, "sriov", Some(sr.span()), message));
+            return Err(self.err(i, "sriov", span.clone(), message));
         }
-        self.check_bars(i, &s.vf_bars, 6, Some(sr.span()), "sriov.vf_bars")?;
+        self.check_bars(i, &s.vf_bars, 6, span.clone(), "sriov.vf_bars")?;
         if let Some(m) = &s.vf_msix {
-            self.check_msix(i, m, &s.vf_bars, sr.span(), "sriov.vf_msix")?;
+            self.check_msix(i, m, &s.vf_bars, span, "sriov.vf_msix")?;
         }
         Ok(())
     }
 
     /// The start-up driver must exist and match (`pci_match_device`).
-    fn check_driver(&self, i: usize, desc: &FunctionDesc) -> Result<Option<String>, PlatformError> {
-        let Some(name) = &self.spec(i).driver else {
-            return Ok(None);
+    fn check_driver(&self, i: usize, desc: &FunctionSpec) -> Result<(), PlatformError> {
+        let Some(name) = &desc.startup_driver else {
+            return Ok(());
         };
-        let span = Some(name.span());
-        let Some(d) = self.drivers.iter().find(|d| &d.name == name.get_ref()) else {
-            return Err(self.err(
-                i,
-                "driver",
-                span,
-                format!("unknown driver `{}`", name.get_ref()),
-            ));
+        let span = self.span(i, "driver");
+        let Some(d) = self.drivers.iter().find(|d| &d.name == name) else {
+            return Err(self.err(i, "driver", span, format!("unknown driver `{name}`")));
         };
         let ids = DeviceIds {
             vendor: desc.vendor,
@@ -854,19 +794,19 @@ impl<'a> Resolver<'a> {
                 ),
             ));
         }
-        Ok(Some(d.name.clone()))
+        Ok(())
     }
 
     /// Every possible VF address must be free and inside the PF's bus range.
     fn check_vfs(
         &self,
-        descs: &[FunctionDesc],
+        descs: &[FunctionSpec],
         bus_ends: &BTreeMap<(u16, u8), u8>,
     ) -> Result<(), PlatformError> {
-        let mut taken: BTreeSet<Bdf> = self.bdfs.iter().copied().collect();
+        let mut taken: BTreeSet<Bdf> = self.specs.iter().map(|s| s.bdf).collect();
         for (i, d) in descs.iter().enumerate() {
             let Some(sr) = &d.sriov else { continue };
-            let span = self.spec(i).sriov.as_ref().map(|s| s.span());
+            let span = self.span(i, "sriov");
             for vf in 0..u32::from(sr.total_vfs) {
                 let rid = u32::from(d.bdf.rid())
                     + u32::from(sr.first_vf_offset)
@@ -901,39 +841,5 @@ impl<'a> Resolver<'a> {
             }
         }
         Ok(())
-    }
-}
-
-fn acs_bit(f: AcsFlag) -> u16 {
-    match f {
-        AcsFlag::SV => PCI_ACS_SV,
-        AcsFlag::TB => PCI_ACS_TB,
-        AcsFlag::RR => PCI_ACS_RR,
-        AcsFlag::CR => PCI_ACS_CR,
-        AcsFlag::UF => PCI_ACS_UF,
-        AcsFlag::EC => PCI_ACS_EC,
-        AcsFlag::DT => PCI_ACS_DT,
-    }
-}
-
-/// `dd.f` → devfn.
-fn parse_devfn(text: &str) -> Option<u8> {
-    let (d, f) = text.split_once('.')?;
-    let d = u8::from_str_radix(d, 16).ok().filter(|d| *d < 32)?;
-    let f = u8::from_str_radix(f, 16).ok().filter(|f| *f < 8)?;
-    Some((d << 3) | f)
-}
-
-/// The TOML spelling of a kind.
-pub(crate) fn kind_name(kind: FunctionKind) -> &'static str {
-    match kind {
-        FunctionKind::Endpoint => "endpoint",
-        FunctionKind::LegacyEndpoint => "legacy-endpoint",
-        FunctionKind::RcEndpoint => "rc-endpoint",
-        FunctionKind::PciDevice => "pci-device",
-        FunctionKind::RootPort => "root-port",
-        FunctionKind::UpstreamPort => "upstream-port",
-        FunctionKind::DownstreamPort => "downstream-port",
-        FunctionKind::PcieToPciBridge => "pcie-to-pci-bridge",
     }
 }

@@ -10,24 +10,13 @@
 
 use std::sync::Arc;
 
+use crate::bdf::Bdf;
 use crate::caps::find_ext_capability;
 use crate::error::PciError;
 use crate::function::Function;
+use crate::hooks::BarHandler;
+use crate::platform::Platform;
 use crate::regs::*;
-use crate::{Bdf, Platform};
-
-/// Behaviour behind a function's memory BARs (a device model).
-///
-/// Called with no platform lock held, so an implementation may issue DMA,
-/// raise interrupts and query the platform (config reads included). Each
-/// call is one access of `buf.len()` bytes that lies inside BAR `bar`.
-pub trait BarHandler: Send + Sync {
-    /// A read of `buf.len()` bytes at `offset` into BAR `bar`.
-    fn read(&self, bar: u8, offset: u64, buf: &mut [u8]);
-
-    /// A write of `data` at `offset` into BAR `bar`.
-    fn write(&self, bar: u8, offset: u64, data: &[u8]);
-}
 
 /// Whether an access may reach the model.
 enum Decode {
@@ -82,7 +71,7 @@ impl Platform {
     fn decode(&self, bdf: Bdf, bar: u8, offset: u64, len: usize) -> Result<Decode, PciError> {
         let f = self.lookup(bdf)?;
         let size = f
-            .desc
+            .spec
             .bars
             .iter()
             .find(|b| b.index == bar)
@@ -126,7 +115,7 @@ impl Platform {
         if pm_state == D3HOT {
             return false;
         }
-        match f.desc.physfn {
+        match f.spec.physfn {
             None => mse,
             Some(pf) => self.lookup(pf).is_ok_and(|pf| {
                 let cfg = pf.config.lock();

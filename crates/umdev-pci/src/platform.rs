@@ -10,9 +10,10 @@ use parking_lot::RwLock;
 use crate::driver::{DriverEntry, PciDriver};
 use crate::error::PciError;
 use crate::function::Function;
-use crate::info::{DriverInfo, FunctionInfo, IommuUnitSpec};
+use crate::info::{DriverInfo, FunctionInfo};
 use crate::load::{PlatformError, load};
 use crate::topology::Topology;
+use crate::unit::IommuUnitSpec;
 use crate::{Bdf, IommuHooks};
 
 /// The embedded default platform description.
@@ -57,8 +58,8 @@ impl Platform {
             .flat_map(|u| u.segments.iter().copied())
             .collect();
         let mut topo = Topology::new(iommu_segments);
-        for desc in loaded.functions {
-            topo.add(Function::new(desc));
+        for spec in loaded.functions {
+            topo.add(Function::new(spec));
         }
         let drivers = loaded
             .drivers
@@ -107,12 +108,12 @@ impl Platform {
         let present: Vec<(Arc<Function>, Option<u32>)> = {
             let topo = self.topo.read();
             topo.iter()
-                .map(|f| (f.clone(), topo.group(f.desc.bdf)))
+                .map(|f| (f.clone(), topo.group(f.spec.bdf)))
                 .collect()
         };
         let mut first_err = None;
         for (f, group) in &present {
-            let bdf = f.desc.bdf;
+            let bdf = f.spec.bdf;
             if let Some(group) = group
                 && let Err(errno) = h.probe_device(bdf, *group)
             {
@@ -130,9 +131,9 @@ impl Platform {
                 .driver
                 .as_ref()
                 .is_some_and(|e| !e.managed_dma);
-            if dma_api && let Err(errno) = h.device_use_default_domain(f.desc.bdf) {
+            if dma_api && let Err(errno) = h.device_use_default_domain(f.spec.bdf) {
                 first_err.get_or_insert(PciError::DmaOwnership {
-                    bdf: f.desc.bdf,
+                    bdf: f.spec.bdf,
                     errno,
                 });
             }
@@ -154,7 +155,7 @@ impl Platform {
 
     /// Addresses of all present functions, in address order.
     pub fn functions(&self) -> Vec<Bdf> {
-        self.topo.read().iter().map(|f| f.desc.bdf).collect()
+        self.topo.read().iter().map(|f| f.spec.bdf).collect()
     }
 
     /// A snapshot of the function at `bdf`.

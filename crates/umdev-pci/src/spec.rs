@@ -1,4 +1,4 @@
-//! The TOML platform description (schema types).
+//! The description of a PCI function, from the platform file to the model.
 //!
 //! A platform file has three kinds of tables, all optional:
 //!
@@ -28,6 +28,13 @@
 //! driver = "pcieport"   # bound by Platform::bind_startup_drivers
 //! ```
 //!
+//! A `[[function]]` table deserializes into [`FunctionSpec`], the one
+//! description of a function (Linux `struct pci_dev`): the loader fills in
+//! what follows from the tree, as drivers/pci/probe.c does, and the
+//! platform keeps and hands out that same value. Its capability tables
+//! ([`BarSpec`], [`MsiSpec`], ...) likewise serve the loader, the config
+//! space builder and the queries.
+//!
 //! The tree follows from the addresses: a function on bus N sits below the
 //! bridge whose `secondary_bus` is N; a bus that no bridge claims is a root
 //! bus of its segment. Subordinate bus numbers are derived (the highest bus
@@ -37,102 +44,14 @@
 //! Numbers are TOML integers (hex `0x..` is fine); sizes are integers or
 //! strings with a binary `K`, `M` or `G` suffix.
 
-use serde::Deserialize;
 use serde::de::{self, Deserializer};
-use toml::Spanned;
+use serde::{Deserialize, Serialize, Serializer};
 
-/// The whole platform file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlatformSpec {
-    /// IOMMU units.
-    #[serde(default)]
-    pub iommu: Vec<Spanned<IommuSpec>>,
-    /// Built-in drivers.
-    #[serde(default)]
-    pub driver: Vec<Spanned<DriverSpec>>,
-    /// PCI functions, any order.
-    #[serde(default)]
-    pub function: Vec<Spanned<FunctionSpec>>,
-}
-
-/// `[[iommu]]`: a DMA remapping unit.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IommuSpec {
-    /// Unit name, e.g. `dmar0`.
-    pub name: Spanned<String>,
-    /// PCI segments whose functions this unit translates.
-    pub segments: Spanned<Vec<u16>>,
-    /// Supported input address widths (first-level 48 / 57, second-level).
-    pub address_widths: Vec<u32>,
-    /// PASID width in bits; 0 means no PASID support (legacy mode).
-    #[serde(default)]
-    pub pasid_bits: u8,
-    /// Supported page sizes, e.g. `["4K", "2M", "1G"]`.
-    pub page_sizes: Spanned<Vec<Size>>,
-    /// Nested translation (user stage-1 over a stage-2 parent).
-    #[serde(default)]
-    pub nesting: bool,
-    /// Dirty-bit tracking in the second-level tables.
-    #[serde(default)]
-    pub dirty_tracking: bool,
-    /// Entries of the per-unit fault log.
-    #[serde(default = "default_fault_log_size")]
-    pub fault_log_size: usize,
-}
-
-fn default_fault_log_size() -> usize {
-    256
-}
-
-/// `[[driver]]`: a built-in driver whose probe always succeeds.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DriverSpec {
-    /// Driver name as in `/sys/bus/pci/drivers/<name>`.
-    pub name: Spanned<String>,
-    /// Whether the driver does no kernel DMA (vfio-pci, pci-stub, pcieport):
-    /// binding it does not claim the group for the DMA API.
-    #[serde(default)]
-    pub driver_managed_dma: bool,
-    /// Static id table (`pci_device_id` entries).
-    #[serde(default)]
-    pub ids: Vec<IdSpec>,
-    /// Whether the driver implements `sriov_configure` (as
-    /// `pci_sriov_configure_simple`; it also disables VFs on remove).
-    #[serde(default)]
-    pub sriov_configure: bool,
-}
-
-/// One `pci_device_id` entry; absent ids are `PCI_ANY_ID`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IdSpec {
-    /// Vendor ID.
-    pub vendor: Option<u16>,
-    /// Device ID.
-    pub device: Option<u16>,
-    /// Subsystem vendor ID.
-    pub subvendor: Option<u16>,
-    /// Subsystem device ID.
-    pub subdevice: Option<u16>,
-    /// 24-bit class code compared under `class_mask`.
-    #[serde(default)]
-    pub class: u32,
-    /// Which class bits must match.
-    #[serde(default)]
-    pub class_mask: u32,
-    /// Opaque driver data.
-    #[serde(default)]
-    pub driver_data: u64,
-    /// Matches only through `driver_override`.
-    #[serde(default)]
-    pub override_only: bool,
-}
+use crate::bdf::Bdf;
+use crate::regs::*;
 
 /// What a function is; fixes its header type and PCIe device/port type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FunctionKind {
     /// PCIe endpoint (type 0 header, `PCI_EXP_TYPE_ENDPOINT`).
@@ -156,71 +75,243 @@ pub enum FunctionKind {
     PcieToPciBridge,
 }
 
-/// `[[function]]`: one PCI function.
-#[derive(Debug, Deserialize)]
+impl FunctionKind {
+    /// PCIe device/port type, `None` for conventional PCI.
+    pub fn pcie_type(self) -> Option<u8> {
+        Some(match self {
+            Self::Endpoint => PCI_EXP_TYPE_ENDPOINT,
+            Self::LegacyEndpoint => PCI_EXP_TYPE_LEG_END,
+            Self::RcEndpoint => PCI_EXP_TYPE_RC_END,
+            Self::RootPort => PCI_EXP_TYPE_ROOT_PORT,
+            Self::UpstreamPort => PCI_EXP_TYPE_UPSTREAM,
+            Self::DownstreamPort => PCI_EXP_TYPE_DOWNSTREAM,
+            Self::PcieToPciBridge => PCI_EXP_TYPE_PCI_BRIDGE,
+            Self::PciDevice => return None,
+        })
+    }
+
+    /// Whether functions of this kind have a type 1 (bridge) header.
+    pub fn is_bridge(self) -> bool {
+        matches!(
+            self,
+            Self::RootPort | Self::UpstreamPort | Self::DownstreamPort | Self::PcieToPciBridge
+        )
+    }
+
+    /// The TOML spelling of the kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Endpoint => "endpoint",
+            Self::LegacyEndpoint => "legacy-endpoint",
+            Self::RcEndpoint => "rc-endpoint",
+            Self::PciDevice => "pci-device",
+            Self::RootPort => "root-port",
+            Self::UpstreamPort => "upstream-port",
+            Self::DownstreamPort => "downstream-port",
+            Self::PcieToPciBridge => "pcie-to-pci-bridge",
+        }
+    }
+}
+
+/// `[[function]]`: one PCI function (Linux `struct pci_dev`).
+///
+/// Fields marked "derived" are not in the file: the loader sets them from
+/// the tree (drivers/pci/probe.c `pci_setup_device`), and SR-IOV sets them
+/// on VFs (drivers/pci/iov.c `pci_iov_add_virtfn`). Defaults the file may
+/// leave out are resolved by the loader too, so a loaded description holds
+/// the values the device presents.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionSpec {
-    /// Address, `ssss:bb:dd.f` or `bb:dd.f`.
-    pub bdf: Spanned<String>,
-    /// Function kind.
+    /// Address; the file spells it `ssss:bb:dd.f` or `bb:dd.f`.
+    #[serde(deserialize_with = "bdf_from_str", serialize_with = "bdf_str")]
+    pub bdf: Bdf,
+    /// Kind (VFs are endpoints with `physfn` set).
     pub kind: FunctionKind,
-    /// Vendor ID.
+    /// Vendor ID (a VF's is its PF's; the VF's register reads 0xffff).
     pub vendor: u16,
-    /// Device ID.
+    /// Device ID (a VF's is the PF's VF device ID).
     pub device: u16,
-    /// Subsystem vendor ID (default: `vendor`; type 0 headers only).
-    pub subsystem_vendor: Option<u16>,
-    /// Subsystem device ID (default: 0).
-    pub subsystem_device: Option<u16>,
+    /// Subsystem vendor ID (file default: `vendor`; 0 on bridges, whose
+    /// type 1 header has none).
+    #[serde(default)]
+    pub subsystem_vendor: u16,
+    /// Subsystem device ID (file default: 0; 0 on bridges).
+    #[serde(default)]
+    pub subsystem_device: u16,
     /// 24-bit class code; bridges default to 0x060400 (PCI bridge).
-    pub class: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub class: u32,
     /// Revision ID.
     #[serde(default)]
     pub revision: u8,
     /// Bridges: the bus number directly below.
-    pub secondary_bus: Option<Spanned<u8>>,
-    /// Bridges: the highest bus number below (default: derived).
-    pub subordinate_bus: Option<Spanned<u8>>,
+    #[serde(default)]
+    pub secondary_bus: Option<u8>,
+    /// Bridges: the highest bus number below (file default: derived).
+    #[serde(default)]
+    pub subordinate_bus: Option<u8>,
     /// Memory BARs.
-    pub bars: Option<Spanned<Vec<BarSpec>>>,
+    #[serde(default)]
+    pub bars: Vec<BarSpec>,
     /// Power-management capability.
     #[serde(default)]
     pub pm: bool,
     /// MSI capability.
-    pub msi: Option<Spanned<MsiSpec>>,
+    #[serde(default)]
+    pub msi: Option<MsiSpec>,
     /// MSI-X capability.
-    pub msix: Option<Spanned<MsixSpec>>,
+    #[serde(default)]
+    pub msix: Option<MsixSpec>,
     /// ACS extended capability (absent: the function has no ACS).
-    pub acs: Option<Spanned<AcsSpec>>,
+    #[serde(default)]
+    pub acs: Option<AcsSpec>,
     /// PASID extended capability.
-    pub pasid: Option<Spanned<PasidSpec>>,
+    #[serde(default)]
+    pub pasid: Option<PasidSpec>,
     /// ATS extended capability.
-    pub ats: Option<Spanned<AtsSpec>>,
+    #[serde(default)]
+    pub ats: Option<AtsSpec>,
     /// PRI extended capability.
-    pub pri: Option<Spanned<PriSpec>>,
+    #[serde(default)]
+    pub pri: Option<PriSpec>,
     /// SR-IOV extended capability (the function is a PF).
-    pub sriov: Option<Spanned<SriovSpec>>,
-    /// Quirk DMA aliases: other `dd.f` on the same bus whose requester ID
-    /// this function also uses (Linux `pci_add_dma_alias`).
-    pub dma_aliases: Option<Spanned<Vec<String>>>,
-    /// Driver bound by `Platform::bind_startup_drivers`.
-    pub driver: Option<Spanned<String>>,
+    #[serde(default)]
+    pub sriov: Option<SriovSpec>,
+    /// Quirk DMA alias devfns on the same bus, whose requester ID this
+    /// function also uses (Linux `pci_add_dma_alias`, `dma_alias_mask`);
+    /// the file spells them `dd.f`.
+    #[serde(default, deserialize_with = "devfns_from_str")]
+    pub dma_aliases: Vec<u8>,
+    /// Driver bound by `Platform::bind_startup_drivers` (file key `driver`).
+    #[serde(default, rename(deserialize = "driver"))]
+    pub startup_driver: Option<String>,
+    /// Derived: header type bit 7 (another function shares the slot).
+    #[serde(skip_deserializing)]
+    pub multifunction: bool,
+    /// Derived: `pci_upstream_bridge`, the bridge above this function's
+    /// bus, `None` on a root bus (VFs: their PF's).
+    #[serde(skip_deserializing, serialize_with = "opt_bdf_str")]
+    pub upstream_bridge: Option<Bdf>,
+    /// Derived: VFs' PF (`pdev->physfn`).
+    #[serde(skip_deserializing, serialize_with = "opt_bdf_str")]
+    pub physfn: Option<Bdf>,
 }
 
 impl FunctionSpec {
-    /// The BARs, none if absent.
-    pub fn bar_list(&self) -> &[BarSpec] {
-        self.bars.as_ref().map_or(&[], |b| b.get_ref())
+    /// PCIe device/port type, `None` for conventional PCI.
+    pub fn pcie_type(&self) -> Option<u8> {
+        self.kind.pcie_type()
     }
 
-    /// The DMA alias texts, none if absent.
-    pub fn dma_alias_list(&self) -> &[String] {
-        self.dma_aliases.as_ref().map_or(&[], |b| b.get_ref())
+    /// Whether the function has a type 1 header.
+    pub fn is_bridge(&self) -> bool {
+        self.kind.is_bridge()
+    }
+
+    /// Header layout: `PCI_HEADER_TYPE_NORMAL` or `PCI_HEADER_TYPE_BRIDGE`.
+    pub fn header_type(&self) -> u8 {
+        if self.is_bridge() {
+            PCI_HEADER_TYPE_BRIDGE
+        } else {
+            PCI_HEADER_TYPE_NORMAL
+        }
+    }
+
+    /// Bridges: (secondary, subordinate) bus numbers.
+    pub fn buses(&self) -> Option<(u8, u8)> {
+        self.secondary_bus.zip(self.subordinate_bus)
+    }
+
+    /// Whether this is an SR-IOV VF (`pdev->is_virtfn`).
+    pub fn is_virtfn(&self) -> bool {
+        self.physfn.is_some()
+    }
+
+    /// Whether this is an SR-IOV PF (`pdev->is_physfn`).
+    pub fn is_physfn(&self) -> bool {
+        self.sriov.is_some()
+    }
+
+    /// Requester ID.
+    pub fn rid(&self) -> u16 {
+        self.bdf.rid()
+    }
+
+    /// The description of this PF's VF at `vf_bdf`
+    /// (drivers/pci/iov.c `pci_iov_add_virtfn`).
+    pub fn vf_spec(&self, vf_bdf: Bdf) -> Option<FunctionSpec> {
+        let sriov = self.sriov.as_ref()?;
+        Some(FunctionSpec {
+            bdf: vf_bdf,
+            kind: FunctionKind::Endpoint,
+            vendor: self.vendor,
+            device: sriov.vf_device,
+            subsystem_vendor: self.subsystem_vendor,
+            subsystem_device: self.subsystem_device,
+            class: self.class,
+            revision: self.revision,
+            secondary_bus: None,
+            subordinate_bus: None,
+            bars: sriov.vf_bars.clone(),
+            pm: false,
+            msi: None,
+            msix: sriov.vf_msix,
+            acs: None,
+            pasid: None,
+            ats: None,
+            pri: None,
+            sriov: None,
+            dma_aliases: Vec::new(),
+            startup_driver: None,
+            multifunction: false,
+            upstream_bridge: self.upstream_bridge,
+            physfn: Some(self.bdf),
+        })
+    }
+}
+
+/// Addresses are text: `ssss:bb:dd.f`, or `bb:dd.f` on segment 0.
+fn bdf_from_str<'de, D: Deserializer<'de>>(d: D) -> Result<Bdf, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse()
+        .map_err(|_| de::Error::custom(format!("`{text}` is not a PCI address (ssss:bb:dd.f)")))
+}
+
+/// DMA aliases are `dd.f` texts.
+fn devfns_from_str<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|text| {
+            parse_devfn(text).ok_or_else(|| {
+                de::Error::custom(format!("`{text}` is not another dd.f on this bus"))
+            })
+        })
+        .collect()
+}
+
+/// `dd.f` → devfn.
+fn parse_devfn(text: &str) -> Option<u8> {
+    let (d, f) = text.split_once('.')?;
+    let d = u8::from_str_radix(d, 16).ok().filter(|d| *d < 32)?;
+    let f = u8::from_str_radix(f, 16).ok().filter(|f| *f < 8)?;
+    Some((d << 3) | f)
+}
+
+/// Addresses serialize as `ssss:bb:dd.f`.
+fn bdf_str<S: Serializer>(b: &Bdf, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(b)
+}
+
+fn opt_bdf_str<S: Serializer>(b: &Option<Bdf>, s: S) -> Result<S::Ok, S::Error> {
+    match b {
+        Some(b) => s.collect_str(b),
+        None => s.serialize_none(),
     }
 }
 
 /// A memory BAR.
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BarSpec {
     /// BAR register number, 0..6 (0..2 on bridges); a 64-bit BAR also uses
@@ -241,7 +332,7 @@ fn yes() -> bool {
 }
 
 /// MSI capability.
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MsiSpec {
     /// Vectors: 1, 2, 4, 8, 16 or 32.
@@ -260,7 +351,7 @@ fn one() -> u8 {
 }
 
 /// MSI-X capability.
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MsixSpec {
     /// Number of table entries, 1..=2048.
@@ -279,7 +370,7 @@ pub struct MsixSpec {
 
 /// An ACS capability/control bit, named as in `pci_regs.h` without the
 /// `PCI_ACS_` prefix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub enum AcsFlag {
     /// Source validation.
     SV,
@@ -298,7 +389,7 @@ pub enum AcsFlag {
 }
 
 /// ACS extended capability.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AcsSpec {
     /// Capability register bits.
@@ -309,8 +400,38 @@ pub struct AcsSpec {
     pub control: Option<Vec<AcsFlag>>,
 }
 
+impl AcsFlag {
+    /// The `PCI_ACS_*` bit.
+    pub fn bit(self) -> u16 {
+        match self {
+            Self::SV => PCI_ACS_SV,
+            Self::TB => PCI_ACS_TB,
+            Self::RR => PCI_ACS_RR,
+            Self::CR => PCI_ACS_CR,
+            Self::UF => PCI_ACS_UF,
+            Self::EC => PCI_ACS_EC,
+            Self::DT => PCI_ACS_DT,
+        }
+    }
+}
+
+impl AcsSpec {
+    /// The (capability, initial control) register values; without
+    /// `control`, what drivers/pci/pci.c `pci_std_enable_acs` programs at
+    /// boot.
+    pub fn registers(&self) -> (u16, u16) {
+        let bits = |flags: &[AcsFlag]| flags.iter().fold(0u16, |m, f| m | f.bit());
+        let cap = bits(&self.capability);
+        let ctrl = self.control.as_deref().map_or(
+            cap & (PCI_ACS_SV | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF),
+            bits,
+        );
+        (cap, ctrl)
+    }
+}
+
 /// PASID extended capability.
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PasidSpec {
     /// Max PASID width in bits, 1..=20.
@@ -324,7 +445,7 @@ pub struct PasidSpec {
 }
 
 /// ATS extended capability.
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AtsSpec {
     /// Invalidate queue depth, 0..=31 (0 means 32).
@@ -336,7 +457,7 @@ pub struct AtsSpec {
 }
 
 /// PRI extended capability.
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PriSpec {
     /// Outstanding page request capacity.
@@ -349,7 +470,7 @@ fn default_pri_requests() -> u32 {
 }
 
 /// SR-IOV extended capability of a PF.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SriovSpec {
     /// TotalVFs, at least 1 (InitialVFs equals it: no VF migration).
@@ -373,8 +494,8 @@ fn one16() -> u16 {
 }
 
 /// A byte size: an integer, or a string with a binary `K`, `M` or `G`
-/// suffix (`"16K"` is 16384).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// suffix (`"16K"` is 16384). Serializes as the number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Size(pub u64);
 
 impl<'de> Deserialize<'de> for Size {

@@ -14,7 +14,7 @@ impl Platform {
     /// `cat sriov_numvfs`: VFs enabled on the PF.
     pub fn sriov_numvfs(&self, pf: Bdf) -> Result<u16, PciError> {
         let f = self.lookup(pf)?;
-        if f.desc.sriov.is_none() {
+        if f.spec.sriov.is_none() {
             return Err(PciError::NotSriov(pf));
         }
         Ok(f.state.lock().vfs.len() as u16)
@@ -27,7 +27,7 @@ impl Platform {
     /// A function without SR-IOV has no such attribute (`ENOENT`).
     pub fn set_sriov_numvfs(&self, pf: Bdf, num_vfs: u16) -> Result<(), PciError> {
         let f = self.lookup(pf)?;
-        let Some(sriov) = &f.desc.sriov else {
+        let Some(sriov) = &f.spec.sriov else {
             return Err(PciError::NotSriov(pf));
         };
         if num_vfs > sriov.total_vfs {
@@ -64,8 +64,8 @@ impl Platform {
 
     /// drivers/pci/iov.c `sriov_enable`, PF device lock held by the caller.
     pub(crate) fn sriov_enable(&self, pf: &Arc<Function>, num_vfs: u16) -> Result<(), PciError> {
-        let bdf = pf.desc.bdf;
-        let Some(sriov) = &pf.desc.sriov else {
+        let bdf = pf.spec.bdf;
+        let Some(sriov) = &pf.spec.sriov else {
             return Err(PciError::NotPhysfn(bdf));
         };
         if num_vfs == 0 {
@@ -95,8 +95,8 @@ impl Platform {
                 + u32::from(i) * u32::from(sriov.vf_stride);
             // The loader checked every VF address up to TotalVFs.
             let vf_bdf = Bdf::from_rid(bdf.segment(), rid as u16);
-            let desc = pf.desc.vf_desc(vf_bdf).expect("PF has SR-IOV");
-            let (vf, group) = self.topo.write().add(Function::new(desc));
+            let spec = pf.spec.vf_spec(vf_bdf).expect("PF has SR-IOV");
+            let (vf, group) = self.topo.write().add(Function::new(spec));
             pf.state.lock().vfs.push(vf_bdf);
             if let (Some(h), Some(group)) = (self.hooks(), group) {
                 // iommu_probe_device failures leave the VF without an

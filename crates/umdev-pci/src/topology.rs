@@ -58,7 +58,7 @@ impl Topology {
     /// a group as Linux `iommu_probe_device` → `pci_device_group` does:
     /// join an existing group or allocate the lowest free number.
     pub fn add(&mut self, f: Function) -> (Arc<Function>, Option<u32>) {
-        let bdf = f.desc.bdf;
+        let bdf = f.spec.bdf;
         let f = Arc::new(f);
         self.functions.insert(bdf, f.clone());
         if !self.iommu_segments.contains(&bdf.segment()) {

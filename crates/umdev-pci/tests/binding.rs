@@ -1,13 +1,12 @@
 //! Driver binding with Linux's errnos, DMA ownership through the IOMMU
 //! hooks, and SR-IOV configuration.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{Event, SriovMode, TestDriver, bdf, hook};
 use rustix::io::Errno;
 use umdev_pci::{PciDeviceId, Platform};
+use umdev_testkit::bdf;
+use umdev_testkit::pci::{Event, SriovMode, TestDriver, hook};
 
 /// The default platform with start-up drivers bound.
 fn platform() -> Platform {
@@ -304,7 +303,9 @@ fn sriov_numvfs_errnos() {
     assert_eq!(errno(p.set_sriov_numvfs(pf, 3)), Errno::BUSY);
     p.set_sriov_numvfs(pf, 0).unwrap();
     p.set_sriov_numvfs(pf, 3).unwrap();
-    assert_eq!(p.function(pf).unwrap().sriov.unwrap().num_vfs, 3);
+    let info = p.function(pf).unwrap();
+    assert!(info.is_physfn());
+    assert_eq!(info.num_vfs, 3);
     // i40e disables its VFs when it is unbound.
     p.unbind("i40e", pf).unwrap();
     assert_eq!(p.sriov_numvfs(pf).unwrap(), 0);

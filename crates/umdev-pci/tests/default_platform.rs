@@ -1,11 +1,10 @@
 //! The embedded default platform: tree, config space, exact IOMMU groups,
 //! start-up drivers and SR-IOV.
 
-mod common;
-
-use common::{Event, bdf, hook};
 use umdev_pci::regs::*;
 use umdev_pci::{FunctionKind, Platform};
+use umdev_testkit::bdf;
+use umdev_testkit::pci::{Event, hook};
 
 fn platform() -> Platform {
     let p = Platform::default_platform().unwrap();
@@ -70,7 +69,7 @@ fn startup_drivers_and_dma_flags() {
     // Every endpoint has BAR0 for later device models.
     for b in p.functions() {
         let info = p.function(b).unwrap();
-        if info.header_type == 0 {
+        if info.header_type() == 0 {
             assert!(info.bars.iter().any(|bar| bar.index == 0), "{b} lacks BAR0");
         }
     }
@@ -101,9 +100,9 @@ fn dma_engine_identity_and_pasid_capability() {
         (0x8086, 0x0b25, 0x088000)
     );
     assert_eq!(info.kind, FunctionKind::Endpoint);
-    assert_eq!(info.pcie_type, Some(PCI_EXP_TYPE_ENDPOINT));
+    assert_eq!(info.pcie_type(), Some(PCI_EXP_TYPE_ENDPOINT));
     assert_eq!(info.pasid.unwrap().max_width, 20);
-    assert!(info.ats && info.pri);
+    assert!(info.ats.is_some() && info.pri.is_some());
     let pasid = info.ext_capability(PCI_EXT_CAP_ID_PASID).unwrap();
     let mut cap = [0u8; 4];
     p.config_read(b, pasid, &mut cap).unwrap();

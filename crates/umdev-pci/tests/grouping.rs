@@ -1,12 +1,11 @@
 //! IOMMU grouping, one small topology per Linux `pci_device_group` rule.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{SriovMode, TestDriver, bdf, hook};
 use umdev_pci::regs::*;
 use umdev_pci::{PciDeviceId, Platform};
+use umdev_testkit::bdf;
+use umdev_testkit::pci::{SriovMode, TestDriver, hook};
 
 const IOMMU: &str = r#"
 [[iommu]]
@@ -293,7 +292,7 @@ fn vfs_follow_the_live_acs_path() {
         .ext_capability(PCI_EXT_CAP_ID_ACS)
         .unwrap();
     p.config_write(rp, acs + PCI_ACS_CTRL, &[0, 0]).unwrap();
-    assert_eq!(p.function(rp).unwrap().acs, Some((0x1d, 0)));
+    assert_eq!(p.function(rp).unwrap().acs_regs, Some((0x1d, 0)));
     p.set_sriov_numvfs(bdf("01:00.0"), 2).unwrap();
     assert_eq!(
         groups(&p),

@@ -1,15 +1,13 @@
 //! MMIO dispatch: BAR accesses reach the registered model only while the
 //! function decodes memory; out-of-BAR accesses are EINVAL.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::bdf;
 use parking_lot::Mutex;
 use rustix::io::Errno;
 use umdev_pci::regs::*;
 use umdev_pci::{BarHandler, Platform};
+use umdev_testkit::bdf;
 
 const NVME: &str = "0000:05:00.0";
 const GPU: &str = "0000:06:00.0";

@@ -70,7 +70,7 @@ impl Tree {
     /// drivers/pci/pci-sysfs.c and iov.c show functions.
     fn show_pci(&self, bdf: Bdf, attr: PciAttr) -> Option<String> {
         let info = self.platform().function(bdf)?;
-        let sriov = info.sriov;
+        let sriov = info.sriov.as_ref();
         Some(match attr {
             PciAttr::Vendor => format!("0x{:04x}\n", info.vendor),
             PciAttr::Device => format!("0x{:04x}\n", info.device),
@@ -83,7 +83,7 @@ impl Tree {
             PciAttr::DriverOverride => {
                 format!("{}\n", info.driver_override.as_deref().unwrap_or("(null)"))
             }
-            PciAttr::SriovNumvfs => format!("{}\n", sriov?.num_vfs),
+            PciAttr::SriovNumvfs => format!("{}\n", sriov.map(|_| info.num_vfs)?),
             PciAttr::SriovTotalvfs => format!("{}\n", sriov?.total_vfs),
             PciAttr::SriovOffset => format!("{}\n", sriov?.first_vf_offset),
             PciAttr::SriovStride => format!("{}\n", sriov?.vf_stride),

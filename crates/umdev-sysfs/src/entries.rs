@@ -250,7 +250,7 @@ impl Tree {
             return Vec::new();
         };
         let attr = |n: &str, a: PciAttr| (n.to_owned(), Node::Attr(Attr::Pci(bdf, a)));
-        let config_size = if info.pcie_type.is_some() {
+        let config_size = if info.pcie_type().is_some() {
             CFG_SPACE_EXP_SIZE
         } else {
             CFG_SPACE_SIZE

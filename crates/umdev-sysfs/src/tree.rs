@@ -16,6 +16,27 @@ use crate::path::{components, dirname, join, normalize, relative};
 /// The sysfs tree of a [`Host`]. Paths are relative to the mount root
 /// ("bus/pci/devices/0000:01:00.0/vendor"; a leading '/' is allowed).
 /// Nothing is cached: every call reads the model.
+///
+/// Seed 004's recipe, steps c and d, as the FUSE face runs it (each write
+/// is the `write(2)` of a shell `echo`, and its errno the model's):
+///
+/// ```
+/// use umdev_devices::host::Host;
+/// use umdev_sysfs::Tree;
+///
+/// let tree = Tree::new(Host::default_platform()?);
+/// assert_eq!(tree.read("bus/pci/devices/0000:05:00.0/vendor")?, b"0x8086\n");
+/// let create = "class/mdev_bus/mtty/mdev_supported_types/mtty-2/create";
+/// let uuid = b"83b8f4f2-509f-382f-3c1e-e6bfe0fa1003\n";
+/// tree.write(create, 0, uuid)?;
+/// assert_eq!(
+///     tree.readlink("bus/mdev/devices/83b8f4f2-509f-382f-3c1e-e6bfe0fa1003/mdev_type")?,
+///     "../mdev_supported_types/mtty-2"
+/// );
+/// // The same UUID again: EEXIST, and nothing changed.
+/// assert_eq!(tree.write(create, 0, uuid).unwrap_err().errno(), rustix::io::Errno::EXIST);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Tree {
     host: Arc<Host>,
 }

@@ -3,14 +3,12 @@
 //! harmless truncation, a `show` snapshot per open), links resolve with
 //! `realpath`, and the tree follows the model without caching.
 
-mod common;
-
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 
-use common::Mounted;
 use rustix::io::Errno;
+use umdev_testkit::sysfs::Rig;
 
 const U1: &str = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001";
 const U2: &str = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1002";
@@ -22,17 +20,17 @@ fn os_errno(e: std::io::Error) -> Errno {
 }
 
 /// `fs::write` as mdevctl does: open(O_WRONLY|O_CREAT|O_TRUNC), one write.
-fn write(m: &Mounted, path: &str, data: &str) -> Result<(), Errno> {
+fn write(m: &Rig, path: &str, data: &str) -> Result<(), Errno> {
     fs::write(m.sys().join(path), data).map_err(os_errno)
 }
 
-fn read(m: &Mounted, path: &str) -> Result<String, Errno> {
+fn read(m: &Rig, path: &str) -> Result<String, Errno> {
     fs::read_to_string(m.sys().join(path)).map_err(os_errno)
 }
 
 #[test]
 fn create_and_remove_errors_reach_the_writer() {
-    let m = Mounted::new();
+    let m = Rig::new();
     write(&m, &format!("{MTTY1}/create"), U1).unwrap();
     let changes = m.changes();
     assert_eq!(write(&m, &format!("{MTTY2}/create"), U1), Err(Errno::EXIST));
@@ -92,7 +90,7 @@ fn create_and_remove_errors_reach_the_writer() {
 
 #[test]
 fn permissions_and_namespace_operations_as_sysfs() {
-    let m = Mounted::new();
+    let m = Rig::new();
     let vendor = m.sys().join("bus/pci/devices/0000:01:00.0/vendor");
     // kernfs_fop_open: EACCES even for root.
     let e = OpenOptions::new().write(true).open(&vendor).unwrap_err();
@@ -139,7 +137,7 @@ fn permissions_and_namespace_operations_as_sysfs() {
 
 #[test]
 fn links_resolve_with_realpath() {
-    let m = Mounted::new();
+    let m = Rig::new();
     write(&m, &format!("{MTTY1}/create"), U1).unwrap();
     let dev = m.sys().join(format!("devices/virtual/mtty/mtty/{U1}"));
     assert_eq!(
@@ -168,7 +166,7 @@ fn links_resolve_with_realpath() {
 
 #[test]
 fn reads_are_direct_and_snapshot_per_open() {
-    let m = Mounted::new();
+    let m = Rig::new();
     let avail = m.sys().join(format!("{MTTY1}/available_instances"));
     let mut f = fs::File::open(&avail).unwrap();
     let mut first = [0u8; 1];
@@ -208,7 +206,7 @@ fn reads_are_direct_and_snapshot_per_open() {
 
 #[test]
 fn inode_numbers_are_stable_per_path() {
-    let m = Mounted::new();
+    let m = Rig::new();
     let ino = |p: &str| fs::symlink_metadata(m.sys().join(p)).unwrap().ino();
     let a = ino("bus/pci/devices/0000:01:00.0");
     assert_eq!(ino("bus/pci/devices/0000:01:00.0"), a);
@@ -231,7 +229,7 @@ fn inode_numbers_are_stable_per_path() {
 
 #[test]
 fn other_users_read_but_cannot_store() {
-    let m = Mounted::new();
+    let m = Rig::new();
     // tempfile makes its directory 0700; let `nobody` through to the mount.
     fs::set_permissions(m.root(), fs::Permissions::from_mode(0o755)).unwrap();
     let as_nobody = |script: &str| {
@@ -259,7 +257,7 @@ fn other_users_read_but_cannot_store() {
 #[test]
 fn a_kept_directory_never_shows_a_moved_mdev() {
     use rustix::fs::{Mode, OFlags, openat};
-    let m = Mounted::new();
+    let m = Rig::new();
     write(&m, &format!("{MTTY1}/create"), U1).unwrap();
     let dir = fs::File::open(m.sys().join(format!("devices/virtual/mtty/mtty/{U1}"))).unwrap();
     assert!(openat(&dir, "remove", OFlags::WRONLY, Mode::empty()).is_ok());

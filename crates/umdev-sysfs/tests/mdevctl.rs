@@ -4,12 +4,10 @@
 //! `/etc/mdevctl.d`. Needs root and the `mdevctl` package; without it the
 //! test fails (CI installs it).
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::Mounted;
+use umdev_testkit::sysfs::Rig;
 use umdev_vfio::mdev::MdevUuid;
 
 const U1: &str = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001";
@@ -26,20 +24,20 @@ exec unshare --mount --propagation private sh -c '
 "#;
 
 struct Mdevctl<'a> {
-    m: &'a Mounted,
+    m: &'a Rig,
     wrapper: std::path::PathBuf,
 }
 
 impl<'a> Mdevctl<'a> {
-    fn new(m: &'a Mounted) -> Self {
+    fn new(m: &'a Rig) -> Self {
         let found = Command::new("sh")
             .args(["-c", "command -v mdevctl"])
             .output()
             .expect("run sh");
         assert!(
             found.status.success(),
-            "mdevctl is not installed: this test needs Debian's mdevctl package \
-             (apt-get install -y mdevctl)"
+            "mdevctl is not installed: this test needs Debian's mdevctl package; \
+             run the tests with ./test.sh, which installs it"
         );
         let etc = m.root().join("etc/mdevctl.d/scripts.d");
         std::fs::create_dir_all(etc.join("callouts")).unwrap();
@@ -82,7 +80,7 @@ impl<'a> Mdevctl<'a> {
 /// What `mdevctl types` prints for the model's parents (mdevctl 1.2.0
 /// main.rs `supported_types`: types sorted by name, description lines
 /// joined with ", ", and a final empty line).
-fn expected_types(m: &Mounted) -> String {
+fn expected_types(m: &Rig) -> String {
     let mut out = String::new();
     let mut parents = m.host.bus.parents();
     parents.sort_by_key(|p| p.device().id.to_string());
@@ -110,7 +108,7 @@ fn expected_types(m: &Mounted) -> String {
 
 /// What `mdevctl list` prints for the model's mdevs when none is defined
 /// (main.rs `list_command`: by parent, then UUID; a final empty line).
-fn expected_list(m: &Mounted) -> String {
+fn expected_list(m: &Rig) -> String {
     let mut lines: Vec<(String, String, String)> = m
         .host
         .bus
@@ -137,13 +135,13 @@ fn uuid(s: &str) -> MdevUuid {
     s.parse().unwrap()
 }
 
-fn type_of(m: &Mounted, u: &str) -> Option<String> {
+fn type_of(m: &Rig, u: &str) -> Option<String> {
     m.host.bus.find(uuid(u)).map(|d| d.type_name().to_owned())
 }
 
 #[test]
 fn debian_mdevctl_drives_the_tree() {
-    let m = Mounted::new();
+    let m = Rig::new();
     let ctl = Mdevctl::new(&m);
 
     // A PCI parent too: 0000:05:00.0 moved to mdev-pci through the tree.

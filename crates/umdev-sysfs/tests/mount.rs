@@ -1,15 +1,13 @@
 //! Mount life cycle: unmount (also when busy), drop, and cleaning up a
 //! stale mount left by a dead server.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::Mounted;
 use umdev_devices::host::Host;
 use umdev_sysfs::{cleanup_stale_mount, mount};
+use umdev_testkit::sysfs::Rig;
 
 /// Whether `/proc/self/mountinfo` lists a mount at `path`.
 fn is_mount_point(path: &Path) -> bool {
@@ -20,7 +18,7 @@ fn is_mount_point(path: &Path) -> bool {
 
 #[test]
 fn unmount_and_drop_remove_the_mount() {
-    let mut m = Mounted::new();
+    let mut m = Rig::new();
     let sys = m.sys();
     assert!(is_mount_point(&sys));
     m.handle.take().unwrap().unmount().unwrap();
@@ -37,7 +35,7 @@ fn unmount_and_drop_remove_the_mount() {
 
 #[test]
 fn a_busy_mount_is_detached() {
-    let mut m = Mounted::new();
+    let mut m = Rig::new();
     let sys = m.sys();
     let mut sleeper = Command::new("sleep")
         .arg("60")

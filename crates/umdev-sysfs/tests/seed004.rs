@@ -2,17 +2,15 @@
 //! shell commands against the mounted tree, with the model checked after
 //! each step.
 
-mod common;
-
-use common::Mounted;
 use umdev_devices::mdev_pci::MdevPci;
 use umdev_pci::Bdf;
+use umdev_testkit::sysfs::Rig;
 
 const UUID: &str = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1003";
 
 #[test]
 fn seed_004_recipe_through_the_mount() {
-    let m = Mounted::new();
+    let m = Rig::new();
     let bdf: Bdf = "0000:05:00.0".parse().unwrap();
     let platform = m.host.platform().clone();
     assert_eq!(platform.driver_of(bdf).unwrap().name, "nvme");

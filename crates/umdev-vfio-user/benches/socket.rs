@@ -15,9 +15,6 @@
 //! - `{dma_msg,sdma}/memcpy_baseline`: a plain memcpy of the same bytes in
 //!   the same run, the baseline the DMA figures are reported against.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::hint::black_box;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
@@ -26,11 +23,11 @@ use std::os::unix::net::UnixStream;
 
 use criterion::measurement::WallTime;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use support::{RawClient, Rig, memfd};
 use umdev_devices::dmatest::regs::*;
 use umdev_devices::sdma::Descriptor;
 use umdev_devices::sdma::regs::*;
 use umdev_pci::regs::{PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY};
+use umdev_testkit::vfio_user::{RawClient, Rig, memfd};
 use umdev_vfio::device::region;
 use umdev_vfio_user::proto::wire::{DmaMap, RegionAccess, Version};
 use umdev_vfio_user::proto::{Command, flags};

@@ -4,15 +4,14 @@
 //! device doing RID DMA into that memfd with its MSI-X interrupt on an
 //! eventfd, reset, one client at a time, disconnect and reconnect.
 
-mod support;
-
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use support::*;
 use umdev_devices::dmatest::regs::*;
 use umdev_pci::regs::{PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY};
+use umdev_testkit::vfio_user::*;
+use umdev_testkit::{nvme, wait_for};
 use umdev_vfio::device::irq_set_flags::*;
 use umdev_vfio::device::{EventFd, irq, region};
 use vfio_user::Client;

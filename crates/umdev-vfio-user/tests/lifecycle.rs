@@ -3,15 +3,14 @@
 //! once, and socket paths are handled (live → EADDRINUSE, stale →
 //! replaced).
 
-mod support;
-
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixListener;
 use std::sync::Arc;
 
 use rustix::io::Errno;
-use support::*;
 use umdev_iommufd::Ictx;
+use umdev_testkit::vfio_user::*;
+use umdev_testkit::{nvme, wait_for};
 use umdev_vfio::device::region;
 use umdev_vfio_user::proto::{Command, Limits, wire};
 use umdev_vfio_user::transport::recv_message;

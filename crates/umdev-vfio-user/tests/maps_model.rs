@@ -5,14 +5,13 @@
 //! client of the same served device, so every case also checks that a
 //! reconnect starts from an empty IOAS.
 
-mod support;
-
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use rustix::io::Errno;
-use support::*;
+use umdev_testkit::vfio_user::*;
+use umdev_testkit::wait_for;
 use umdev_vfio_user::proto::{Command, flags, wire};
 use zerocopy::IntoBytes;
 

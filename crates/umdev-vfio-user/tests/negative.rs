@@ -7,8 +7,6 @@
 //! client and another device to its client; and memory outside the
 //! client's maps is never touched.
 
-mod support;
-
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
@@ -16,10 +14,11 @@ use std::path::Path;
 
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
-use support::*;
 use umdev_devices::dmatest::regs::*;
 use umdev_devices::mtty::MTTY_VENDOR_ID;
 use umdev_pci::regs::{PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY};
+use umdev_testkit::vfio_user::*;
+use umdev_testkit::wait_for;
 use umdev_vfio::device::irq_set_flags::*;
 use umdev_vfio::device::{irq, region};
 use umdev_vfio_user::proto::wire::{

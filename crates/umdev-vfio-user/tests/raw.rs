@@ -4,13 +4,12 @@
 //! client's max_data_xfer_size), posted writes, pipelined commands with
 //! reused ids, REGION_WRITE_MULTI and DMA logging.
 
-mod support;
-
 use std::os::unix::fs::FileExt;
 
-use support::*;
 use umdev_devices::dmatest::regs::*;
 use umdev_pci::regs::{PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY};
+use umdev_testkit::vfio_user::*;
+use umdev_testkit::wait_for;
 use umdev_vfio::device::region;
 use umdev_vfio_user::proto::{Command, flags, wire};
 use zerocopy::{FromBytes, IntoBytes};

@@ -4,13 +4,11 @@
 //! with the size needed, then the sparse capability and the fd) and
 //! reaches the device's memory through the fd at the advertised offsets.
 
-mod support;
-
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use support::*;
 use umdev_iommu::memory::{HostMemory, MemoryObject};
+use umdev_testkit::vfio_user::*;
 use umdev_vfio::device::*;
 use umdev_vfio::registration::VfioDevice;
 use umdev_vfio_user::proto::{Command, wire};

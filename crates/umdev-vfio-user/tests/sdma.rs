@@ -5,17 +5,15 @@
 //! completion record appear in the memfd and the completion interrupt on
 //! the client's MSI-X eventfd.
 
-mod support;
-
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use support::*;
 use umdev_devices::sdma::regs::*;
 use umdev_devices::sdma::{COMPLETION_SIZE, Descriptor};
 use umdev_pci::Bdf;
 use umdev_pci::regs::{PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY};
+use umdev_testkit::vfio_user::*;
 use umdev_vfio::device::irq_set_flags::*;
 use umdev_vfio::device::{EventFd, irq, region};
 use umdev_vfio::mdev::Mdev;

@@ -1,6 +1,8 @@
 //! umdev VFIO layer (drivers/vfio): the device core, vfio-pci config-space
-//! virtualisation and the mdev core.
+//! virtualisation, the mdev core, and the legacy group-centric container
+//! ([`container`]: container.c and group.c).
 
+pub mod container;
 pub mod device;
 pub mod irqs;
 pub mod mdev;

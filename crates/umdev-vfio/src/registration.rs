@@ -44,7 +44,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 use rustix::io::Errno;
 use umdev_iommu::iommu::Domain;
-use umdev_iommu::unit::IOMMU_NO_PASID;
+use umdev_iommu::vtd::IOMMU_NO_PASID;
 use umdev_iommufd::Ictx;
 use umdev_iommufd::access::{Access, AccessOps};
 use umdev_iommufd::error::IommufdError;

@@ -14,7 +14,8 @@ use umdev_pci::config::ConfigSpace;
 use umdev_pci::header::{HeaderParams, build_bar, build_header};
 use umdev_pci::regs::*;
 use umdev_pci::spec::{BarSpec, MsiSpec, PasidSpec, Size};
-use umdev_pci::{Bdf, PciError, Platform};
+use umdev_pci::{PciError, Platform};
+use umdev_testkit::bdf;
 use umdev_vfio::pci_config::{
     BarKind, BarResource, IrqMode, PhysFunction, PhysResources, VfioPciConfig,
 };
@@ -25,10 +26,6 @@ const GPU: &str = "0000:06:00.0";
 const PF: &str = "0000:07:00.0";
 const VF0: &str = "0000:07:02.0";
 const ROOT_PORT: &str = "0000:00:01.0";
-
-fn bdf(s: &str) -> Bdf {
-    s.parse().unwrap()
-}
 
 fn platform() -> Arc<Platform> {
     let p = Platform::default_platform().unwrap();

@@ -8,23 +8,17 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rustix::io::Errno;
-use umdev_iommu::memory::MemoryObject;
-use umdev_iommu::system::System;
 use umdev_iommufd::access::Access;
-use umdev_iommufd::{HwptAllocFlags, HwptData, Ictx, MapFlags};
+use umdev_iommufd::{HwptAllocFlags, HwptData, Ictx};
 use umdev_pci::Bdf;
+use umdev_testkit::vfio::{IOVA, Rig, WINDOW};
 use umdev_vfio::device::{
     DeviceFlags, DeviceInfo, IrqInfo, OpenContext, RegionInfo, SetIrqs, VfioDeviceOps, VfioError,
 };
 use umdev_vfio::mdev::{SINGLETON_GROUP_BASE, SingletonGroups};
 use umdev_vfio::registration::{Isolation, VfioDevice};
 
-const IOVA: u64 = 0x10_0000;
-const WINDOW: u64 = 64 << 10;
 const PAGE: u64 = 4096;
-const FIXED: MapFlags = MapFlags::READABLE
-    .union(MapFlags::WRITEABLE)
-    .union(MapFlags::FIXED_IOVA);
 
 /// A device with no regions or IRQs that records its lifecycle and pins
 /// pages through its access like an emulated device does.
@@ -99,36 +93,15 @@ impl VfioDeviceOps for Mock {
     }
 }
 
-struct Rig {
-    sys: System,
-    ictx: Arc<Ictx>,
-    ioas: u32,
-    mem: Arc<MemoryObject>,
-}
-
 /// Held by every test that takes numbers from the process-wide singleton
 /// group allocator, so that a number one test frees is not taken by a
 /// test running in parallel before the first checks it went back.
 static GLOBAL_GROUPS: Mutex<()> = Mutex::new(());
 
-fn rig() -> Rig {
-    let sys = System::default_platform().unwrap();
-    let ictx = Ictx::new(sys.iommu.clone());
-    let ioas = ictx.ioas_alloc().unwrap();
-    let mem = sys.vtd.memory().alloc_anonymous(WINDOW).unwrap();
-    ictx.ioas_map(ioas, FIXED, &mem, 0, WINDOW, IOVA).unwrap();
-    Rig {
-        sys,
-        ictx,
-        ioas,
-        mem,
-    }
-}
-
 #[test]
 fn emulated_device_reaches_memory_through_its_access() {
     let _global = GLOBAL_GROUPS.lock();
-    let r = rig();
+    let r = Rig::new();
     let mock = Arc::new(Mock::default());
     let dev = VfioDevice::new_emulated(mock.clone()).unwrap();
     let other = VfioDevice::new_emulated(Arc::new(Mock::default())).unwrap();
@@ -166,7 +139,7 @@ fn emulated_device_reaches_memory_through_its_access() {
 #[test]
 fn emulated_bind_attach_errnos() {
     let _global = GLOBAL_GROUPS.lock();
-    let r = rig();
+    let r = Rig::new();
     let dev = VfioDevice::new_emulated(Arc::new(Mock::default())).unwrap();
     assert_eq!(dev.attach_ioas(r.ioas).unwrap_err().errno(), Errno::INVAL);
     assert_eq!(dev.detach_ioas().unwrap_err().errno(), Errno::INVAL);
@@ -193,7 +166,7 @@ fn emulated_bind_attach_errnos() {
 
 #[test]
 fn iommu_backed_rid_binds_the_parent_function() {
-    let r = rig();
+    let r = Rig::new();
     let nvme: Bdf = "0000:05:00.0".parse().unwrap();
     r.sys.platform.unbind("nvme", nvme).unwrap();
     let kind = Isolation::IommuBacked {
@@ -231,7 +204,7 @@ fn singleton_groups_come_from_the_shared_allocator_and_go_back() {
 
 #[test]
 fn iommu_backed_rid_of_a_group_owned_elsewhere_is_ebusy() {
-    let r = rig();
+    let r = Rig::new();
     let nic0: Bdf = "0000:04:00.0".parse().unwrap();
     let nic1: Bdf = "0000:04:00.1".parse().unwrap();
     for nic in [nic0, nic1] {
@@ -262,7 +235,7 @@ fn iommu_backed_rid_of_a_group_owned_elsewhere_is_ebusy() {
 
 #[test]
 fn iommu_backed_pasid_binds_only_the_pasid() {
-    let r = rig();
+    let r = Rig::new();
     let dsa: Bdf = "0000:01:00.0".parse().unwrap();
     // The function stays with its (DMA-API) kernel driver.
     assert_eq!(r.sys.platform.driver_of(dsa).unwrap().name, "idxd");

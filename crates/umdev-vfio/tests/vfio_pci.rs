@@ -7,88 +7,25 @@ use std::sync::Arc;
 
 use rustix::io::Errno;
 use umdev_devices::dmatest::regs::*;
-use umdev_devices::dmatest::{DmaTest, attach_dmatest};
-use umdev_devices::irq::Interrupts;
 use umdev_iommu::memory::MemoryObject;
-use umdev_iommu::system::System;
 use umdev_iommufd::{Ictx, MapFlags};
-use umdev_pci::Bdf;
 use umdev_pci::regs::{
     PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY,
 };
+use umdev_testkit::irq::ToVfio;
+use umdev_testkit::vfio_pci::Rig;
+use umdev_testkit::{bdf, nvme};
 use umdev_vfio::device::irq_set_flags::*;
 use umdev_vfio::device::{
     DeviceFlags, EventFd, IrqData, IrqInfoFlags, RegionFlags, SetIrqs, VfioDeviceOps, irq, region,
 };
 use umdev_vfio::registration::VfioDevice;
-use umdev_vfio::vfio_pci::{VfioPci, VfioPciDevice};
+use umdev_vfio::vfio_pci::VfioPci;
 
 const IOVA: u64 = 0x10_0000;
 const WINDOW: u64 = 64 << 10;
 const RW: MapFlags = MapFlags::READABLE.union(MapFlags::WRITEABLE);
 const FIXED: MapFlags = RW.union(MapFlags::FIXED_IOVA);
-
-/// The glue a device layer will provide: the model's interrupts go to the
-/// VFIO device.
-struct ToVfio(Arc<VfioPciDevice>);
-
-impl Interrupts for ToVfio {
-    fn trigger(&self, vector: u32) {
-        self.0.raise(vector);
-    }
-}
-
-fn bdf(s: &str) -> Bdf {
-    s.parse().unwrap()
-}
-
-fn nvme() -> Bdf {
-    bdf("0000:05:00.0")
-}
-
-struct Rig {
-    sys: System,
-    vfio_pci: Arc<VfioPci>,
-    models: Vec<Arc<DmaTest>>,
-}
-
-fn rig() -> Rig {
-    let sys = System::default_platform().unwrap();
-    let models = attach_dmatest(&sys);
-    let vfio_pci = VfioPci::register(&sys.platform).unwrap();
-    Rig {
-        sys,
-        vfio_pci,
-        models,
-    }
-}
-
-impl Rig {
-    /// Unbinds `driver` from `dev` and binds vfio-pci via driver_override.
-    fn to_vfio(&self, driver: &str, dev: Bdf) -> Arc<VfioDevice> {
-        self.sys.platform.unbind(driver, dev).unwrap();
-        self.to_vfio_unbound(dev)
-    }
-
-    /// Binds vfio-pci to a function with no driver.
-    fn to_vfio_unbound(&self, dev: Bdf) -> Arc<VfioDevice> {
-        self.sys
-            .platform
-            .set_driver_override(dev, VfioPci::NAME)
-            .unwrap();
-        self.sys.platform.bind(VfioPci::NAME, dev).unwrap();
-        self.vfio_pci.device(dev).unwrap()
-    }
-
-    fn model(&self, dev: Bdf) -> Arc<DmaTest> {
-        self.models.iter().find(|m| m.bdf() == dev).unwrap().clone()
-    }
-
-    fn default_domain(&self, dev: Bdf) -> bool {
-        let g = self.sys.iommu.device_group(dev).unwrap();
-        Arc::ptr_eq(&g.domain(), &g.default_domain())
-    }
-}
 
 fn w32(ops: &dyn VfioDeviceOps, index: u32, at: u64, v: u32) {
     assert_eq!(ops.region_write(index, at, &v.to_le_bytes()).unwrap(), 4);
@@ -165,7 +102,7 @@ fn copy(ops: &dyn VfioDeviceOps, len: u32) -> u32 {
 
 #[test]
 fn driver_override_and_new_id_bind_vfio_pci() {
-    let r = rig();
+    let r = Rig::new();
     let dev = r.to_vfio("nvme", nvme());
     assert_eq!(r.vfio_pci.devices(), vec![nvme()]);
     assert_eq!(Some(dev.group()), r.sys.platform.iommu_group(nvme()));
@@ -190,7 +127,7 @@ fn driver_override_and_new_id_bind_vfio_pci() {
 
 #[test]
 fn device_region_and_irq_info() {
-    let r = rig();
+    let r = Rig::new();
     let dev = r.to_vfio("nvme", nvme());
     let ops = dev.ops().as_ref();
     let info = ops.info();
@@ -231,7 +168,7 @@ fn device_region_and_irq_info() {
 
 #[test]
 fn consumer_dma_through_bar0_lands_in_ioas_memory_and_fires_msix() {
-    let r = rig();
+    let r = Rig::new();
     let dev = r.to_vfio("nvme", nvme());
     let pci = r.vfio_pci.pci_device(nvme()).unwrap();
     r.model(nvme()).set_interrupts(Some(Arc::new(ToVfio(pci))));
@@ -270,7 +207,7 @@ fn consumer_dma_through_bar0_lands_in_ioas_memory_and_fires_msix() {
 
 #[test]
 fn intx_fires_automasks_and_honours_intx_disable() {
-    let r = rig();
+    let r = Rig::new();
     let dev = r.to_vfio("nvme", nvme());
     let pci = r.vfio_pci.pci_device(nvme()).unwrap();
     r.model(nvme()).set_interrupts(Some(Arc::new(ToVfio(pci))));
@@ -339,7 +276,7 @@ fn intx_fires_automasks_and_honours_intx_disable() {
 
 #[test]
 fn set_irqs_errnos_follow_vfio_pci() {
-    let r = rig();
+    let r = Rig::new();
     let dev = r.to_vfio("nvme", nvme());
     let _c = consumer(&r, &dev);
     let ops = dev.ops().as_ref();
@@ -385,7 +322,7 @@ fn set_irqs_errnos_follow_vfio_pci() {
 
 #[test]
 fn one_consumer_at_a_time_and_unbind_restores_the_default_domain() {
-    let r = rig();
+    let r = Rig::new();
     let dev = r.to_vfio("nvme", nvme());
     assert!(r.default_domain(nvme()));
     let c = consumer(&r, &dev);
@@ -411,7 +348,7 @@ fn one_consumer_at_a_time_and_unbind_restores_the_default_domain() {
 
 #[test]
 fn driver_unbind_sends_req_and_releases_the_consumer() {
-    let r = rig();
+    let r = Rig::new();
     let dev = r.to_vfio("nvme", nvme());
     let _c = consumer(&r, &dev);
     let (fd, data) = eventfd();
@@ -432,7 +369,7 @@ fn driver_unbind_sends_req_and_releases_the_consumer() {
 
 #[test]
 fn shared_group_ownership_rules() {
-    let r = rig();
+    let r = Rig::new();
     let gpu = bdf("0000:06:00.0");
     let audio = bdf("0000:06:00.1");
     let gpu_dev = r.to_vfio("nouveau", gpu);

@@ -50,9 +50,9 @@ struct Common {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the daemon: mount the sysfs tree at <root>/sys, serve devices
-    /// over vfio-user under <root>/run/umdev/ and answer the control
-    /// socket <root>/run/umdev/control.sock, until SIGINT or SIGTERM.
+    /// Run the daemon: mount the sysfs tree at ROOT/sys, serve devices
+    /// over vfio-user under ROOT/run/umdev/ and answer the control
+    /// socket ROOT/run/umdev/control.sock, until SIGINT or SIGTERM.
     Serve {
         /// Platform description (TOML); the embedded default if omitted.
         #[arg(long)]

@@ -63,7 +63,7 @@ pub fn json(system: &System) -> Value {
                 "multifunction": f.multifunction,
                 "upstream_bridge": f.upstream_bridge.map(|b| b.to_string()),
                 "pasid_width": f.pasid.map(|p| p.max_width),
-                "sriov": f.sriov.map(|s| json!({"total_vfs": s.total_vfs, "num_vfs": s.num_vfs})),
+                "sriov": f.sriov.as_ref().map(|s| json!({"total_vfs": s.total_vfs, "num_vfs": f.num_vfs})),
                 "iommu_group": f.iommu_group,
                 "driver": f.driver,
             })

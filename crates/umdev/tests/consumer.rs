@@ -3,15 +3,13 @@
 //! the IOMMU fault it makes the device do show in `stats` and `faults`
 //! under the mdev's name.
 
-mod common;
-
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
-use common::Daemon;
 use serde_json::{Value, json};
 use umdev_devices::dmatest::regs::*;
 use umdev_pci::regs::{PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY};
+use umdev_testkit::daemon::Daemon;
 use umdev_vfio::device::region;
 use vfio_user::Client;
 
@@ -139,7 +137,7 @@ fn sigterm_with_a_client_attached_disconnects_it_and_cleans_up() {
     assert_eq!(served(&list, U1)["attached"], true, "{list}");
     let status = d.terminate();
     assert!(status.success(), "{status}");
-    assert!(!common::is_mounted(&root.join("sys")));
-    assert!(common::sockets(&root.join("run/umdev")).is_empty());
+    assert!(!umdev_testkit::daemon::is_mounted(&root.join("sys")));
+    assert!(umdev_testkit::daemon::sockets(&root.join("run/umdev")).is_empty());
     drop(client);
 }

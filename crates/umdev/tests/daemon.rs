@@ -2,12 +2,10 @@
 //! the sysfs tree's writes reaching the saved state, shutdown, stale
 //! files of a crashed run and the one-daemon-per-root rule.
 
-mod common;
-
 use std::process::Command;
 
-use common::{Control, Daemon, UMDEV, is_mounted, sockets, with_version};
 use serde_json::{Value, json};
+use umdev_testkit::daemon::{Control, Daemon, is_mounted, sockets, umdev_bin, with_version};
 
 const U1: &str = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001";
 const U2: &str = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1002";
@@ -206,7 +204,7 @@ fn cli_drives_the_daemon_with_tables_json_and_errno_exit_codes() {
     assert_eq!(out.status.code(), Some(libc::ENOENT));
 
     // No daemon: a clear error.
-    let out = Command::new(UMDEV)
+    let out = Command::new(umdev_bin())
         .args(["list", "--root"])
         .arg(dir.path().join("elsewhere"))
         .output()
@@ -289,7 +287,7 @@ fn a_second_daemon_on_the_same_root_is_refused_and_leaves_the_first_alone() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let d = Daemon::start(&root);
-    let out = Command::new(UMDEV)
+    let out = Command::new(umdev_bin())
         .args(["serve", "--root"])
         .arg(&root)
         .output()
@@ -423,7 +421,7 @@ fn an_unreadable_state_file_is_moved_aside_and_the_daemon_starts() {
 fn a_root_too_long_for_socket_addresses_is_refused_up_front() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("r".repeat(80));
-    let out = Command::new(UMDEV)
+    let out = Command::new(umdev_bin())
         .args(["serve", "--root"])
         .arg(&root)
         .output()

@@ -2,7 +2,7 @@
 //! against a running `umdev serve` (`tests/e2e/run.sh`, issue 7).
 //!
 //! Needs root and the shared QEMU runner set up
-//! (`../shared/tools/qemu-vfio-user/setup.sh`, which CI runs): a missing
+//! (`../shared/tools/qemu-vfio-user/setup.sh`, which `./test.sh` runs): a missing
 //! setup is a failure, not a skip. Console logs of every guest are kept in
 //! `target/tmp/e2e/<case>/` (the suite prints the directory).
 

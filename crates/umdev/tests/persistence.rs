@@ -2,13 +2,11 @@
 //! restart loads its state, and holds every change acknowledged before
 //! the kill (the one in flight may or may not be there).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Daemon, with_version};
 use serde_json::{Value, json};
+use umdev_testkit::daemon::{Daemon, with_version};
 
 const CHANGES: usize = 200;
 const KILLS: usize = 20;

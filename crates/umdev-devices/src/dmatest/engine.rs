@@ -1,7 +1,7 @@
 //! The transfer engine: a copy or fill, in chunks, by DMA through the
 //! IOMMU with the device's requester ID.
 
-use umdev_iommu::unit::Dma;
+use umdev_iommu::dma::Dma;
 
 use super::regs::*;
 

@@ -27,8 +27,8 @@ pub mod regs;
 use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
+use umdev_iommu::dma::Dma;
 use umdev_iommu::system::System;
-use umdev_iommu::unit::Dma;
 use umdev_pci::regs::{PCI_COMMAND, PCI_COMMAND_MASTER, PCI_HEADER_TYPE_NORMAL};
 use umdev_pci::{BarHandler, Bdf, Platform};
 
@@ -243,15 +243,15 @@ pub fn attach_dmatest(sys: &System) -> Vec<Arc<DmaTest>> {
         let bar0 = info
             .bars
             .iter()
-            .any(|b| b.index == 0 && b.size >= DMATEST_REGS_SIZE);
+            .any(|b| b.index == 0 && b.size.0 >= DMATEST_REGS_SIZE);
         let free = matches!(platform.bar_handler(bdf), Ok(None));
-        if info.header_type != PCI_HEADER_TYPE_NORMAL || !bar0 || !free {
+        if info.header_type() != PCI_HEADER_TYPE_NORMAL || !bar0 || !free {
             continue;
         }
-        let Ok(port) = sys.vtd.dma_port(bdf) else {
+        let Ok(dma) = sys.iommu.dma_for(bdf) else {
             continue;
         };
-        let model = DmaTest::new(Arc::downgrade(platform), bdf, Arc::new(port));
+        let model = DmaTest::new(Arc::downgrade(platform), bdf, dma);
         if platform.set_bar_handler(bdf, Some(model.clone())).is_ok() {
             models.push(model);
         }

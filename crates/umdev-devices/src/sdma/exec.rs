@@ -10,13 +10,11 @@
 //! from an overlapping source below the destination runs descending and
 //! translates both operands whole first, so a fault leaves nothing copied.
 
-use umdev_iommu::pgtable::Access;
-use umdev_iommu::unit::Dma;
+use umdev_iommu::dma::{Access, Dma, Span, SpanFault, copies_descending};
 
 use super::completion::{CompletionRecord, FaultInfo, Status};
 use super::crc32c::Crc32c;
 use super::desc::{Descriptor, Opcode};
-use super::xfer::{self, Fault, Span};
 
 /// Bytes read at a time by compare and CRC.
 const CHUNK: usize = 4096;
@@ -38,7 +36,7 @@ fn success(bytes: u64) -> CompletionRecord {
     }
 }
 
-fn page_fault(bytes: u64, fault: Fault) -> CompletionRecord {
+fn page_fault(bytes: u64, fault: SpanFault) -> CompletionRecord {
     CompletionRecord {
         bytes_completed: bytes as u32,
         fault_addr: fault.addr,
@@ -86,32 +84,20 @@ impl Exec<'_> {
         }
     }
 
+    /// Memmove through [`Dma::copy`]; a descending copy (source below an
+    /// overlapping destination) sets `result` 1, as DSA reports it.
     fn memmove(&self, src: u64, dst: u64, len: u64) -> CompletionRecord {
-        let descending = src < dst && dst < src.saturating_add(len);
-        if descending {
-            let s = self.span(src, len, Access::Read);
-            let d = self.span(dst, len, Access::Write);
-            let record = match s.fault.or(d.fault) {
-                Some(fault) => page_fault(0, fault),
-                None => match xfer::copy(&s, &d, len, true) {
-                    Ok(()) => success(len),
-                    Err((done, fault)) => page_fault(done, fault),
-                },
-            };
-            return CompletionRecord {
+        let record = match self.dma.copy(self.pasid, src, dst, len) {
+            Ok(()) => success(len),
+            Err(err) => page_fault(err.done, err.fault),
+        };
+        if copies_descending(src, dst, len) {
+            CompletionRecord {
                 result: 1,
                 ..record
-            };
-        }
-        let s = self.span(src, len, Access::Read);
-        let d = self.span(dst, s.len(), Access::Write);
-        let n = d.len();
-        if let Err((done, fault)) = xfer::copy(&s, &d, n, false) {
-            return page_fault(done, fault);
-        }
-        match d.fault.or(s.fault) {
-            Some(fault) => page_fault(n, fault),
-            None => success(len),
+            }
+        } else {
+            record
         }
     }
 
@@ -140,8 +126,8 @@ impl Exec<'_> {
     fn first_difference(
         a: &Span<'_>,
         n: u64,
-        mut expected: impl FnMut(u64, &mut [u8]) -> Result<(), Fault>,
-    ) -> Result<Option<u64>, Fault> {
+        mut expected: impl FnMut(u64, &mut [u8]) -> Result<(), SpanFault>,
+    ) -> Result<Option<u64>, SpanFault> {
         let mut got = [0u8; CHUNK];
         let mut want = [0u8; CHUNK];
         let mut at = 0;
@@ -160,10 +146,10 @@ impl Exec<'_> {
     /// The record of a compare over `n` readable bytes that stopped, if
     /// `n < len`, at `fault`.
     fn compare_record(
-        found: Result<Option<u64>, Fault>,
+        found: Result<Option<u64>, SpanFault>,
         n: u64,
         len: u64,
-        fault: Option<Fault>,
+        fault: Option<SpanFault>,
     ) -> CompletionRecord {
         match (found, fault) {
             (Err(fault), _) => page_fault(fault.at, fault),

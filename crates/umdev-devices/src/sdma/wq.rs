@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use parking_lot::Mutex;
-use umdev_iommu::unit::Dma;
+use umdev_iommu::dma::Dma;
 
 use super::error::SdmaError;
 use super::ims::Ims;

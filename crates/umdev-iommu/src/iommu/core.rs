@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::{MutexGuard, RwLock};
+use rustix::io::Errno;
 use umdev_pci::{Bdf, Platform};
 
 use super::domain::Domain;
@@ -13,6 +14,7 @@ use super::error::IommuError;
 use super::group::{Group, GroupDevice, GroupInfo, GroupState};
 use super::ioasid::{FIRST_GLOBAL_PASID, IoasidAllocator};
 use super::ops::{DeviceCaps, DomainOps, IommuOps, PagingFlags, VtdS1Config};
+use crate::dma::Dma;
 
 /// Source of core identities (the `owner` of the domains a core allocates).
 static NEXT_CORE_ID: AtomicU64 = AtomicU64::new(1);
@@ -318,6 +320,13 @@ impl Iommu {
     }
 
     // ---- queries -------------------------------------------------------
+
+    /// DMA as requester `bdf` issues it (the device model's side of the
+    /// IOMMU: read, write, copy at IOVAs through whatever `bdf` is attached
+    /// to); ENODEV when no IOMMU hardware translates it.
+    pub fn dma_for(&self, bdf: Bdf) -> Result<Arc<dyn Dma>, Errno> {
+        self.ops.dma_for(bdf).ok_or(Errno::NODEV)
+    }
 
     /// The group of `bdf` (`iommu_group_get`).
     pub fn device_group(&self, bdf: Bdf) -> Option<Arc<Group>> {

@@ -13,7 +13,7 @@ use super::ioasid::IoasidAllocator;
 use super::ops::{DomainOps, DomainType};
 use crate::memory::PhysAddr;
 use crate::pgtable::Prot;
-use crate::unit::FaultHandler;
+use crate::vtd::FaultHandler;
 
 /// Source of [`Domain::id`]s, unique in the process.
 static NEXT_DOMAIN_ID: AtomicU64 = AtomicU64::new(1);

@@ -3,8 +3,9 @@
 //! (include/linux/iommu.h).
 //!
 //! The core (groups, ownership, attach rules) is written against these
-//! traits only; the VT-d scalable-mode model in [`crate::unit`] implements
-//! them, and a back-end wrapping the host kernel's iommufd could too.
+//! traits only; the intel-iommu driver ([`crate::intel`]) over the VT-d
+//! model ([`crate::vtd`]) implements them, and a back-end wrapping the
+//! host kernel's iommufd could too.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -12,9 +13,10 @@ use std::sync::Arc;
 use rustix::io::Errno;
 use umdev_pci::Bdf;
 
+use crate::dma::Dma;
 use crate::memory::PhysAddr;
 use crate::pgtable::Prot;
-use crate::unit::{FaultHandler, S1Flags};
+use crate::vtd::{FaultHandler, S1Flags};
 
 /// The kind of a domain (Linux `IOMMU_DOMAIN_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -211,6 +213,13 @@ pub trait IommuOps: Send + Sync {
     /// Stops translating `pasid` for `bdf` (`remove_dev_pasid`): its
     /// requests fault from now on.
     fn remove_dev_pasid(&self, bdf: Bdf, pasid: u32, domain: &Arc<dyn DomainOps>);
+
+    /// DMA as requester `bdf` issues it, through the hardware that
+    /// translates it; None when none does. Device models reach it through
+    /// [`crate::iommu::Iommu::dma_for`].
+    fn dma_for(&self, _bdf: Bdf) -> Option<Arc<dyn Dma>> {
+        None
+    }
 }
 
 /// One entry of a VT-d stage-1 cache invalidation

@@ -11,7 +11,7 @@ use super::core::Iommu;
 use super::domain::Domain;
 use super::error::IommuError;
 use super::group::{Group, GroupState};
-use crate::unit::IOMMU_NO_PASID;
+use crate::vtd::IOMMU_NO_PASID;
 
 impl Iommu {
     /// `iommu_attach_device_pasid`: `domain` translates `pasid` for every

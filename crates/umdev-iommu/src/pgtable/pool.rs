@@ -189,6 +189,7 @@ impl Table {
         self.object.base() + self.offset
     }
 
+    #[inline]
     fn entry(&self, index: usize) -> &AtomicU64 {
         debug_assert!(index < ENTRIES_PER_TABLE);
         let offset = self.offset + (index % ENTRIES_PER_TABLE) as u64 * 8;

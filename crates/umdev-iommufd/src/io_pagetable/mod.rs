@@ -12,6 +12,7 @@ mod refs;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::io::Errno;
 use umdev_iommu::memory::{PAGE_SIZE, PhysAddr};
@@ -24,6 +25,15 @@ use ranges::{AUTO_WINDOW, alloc_in_spans};
 /// Largest automatic-IOVA alignment taken from the user address (newest
 /// kernels cap it at the huge-page size, io_pagetable.c `iopt_alloc_iova`).
 const MAX_AUTO_ALIGN: u64 = 2 << 20;
+
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+
+/// A process-unique key for io_pagetable bookkeeping: domains, devices and
+/// accesses (and the legacy VFIO container's backing groups) are told
+/// apart by it.
+pub fn next_key() -> u64 {
+    NEXT_KEY.fetch_add(1, Ordering::Relaxed)
+}
 
 /// What an IOAS mirrors its areas into: a paging domain.
 pub trait IoptDomain: Send + Sync {

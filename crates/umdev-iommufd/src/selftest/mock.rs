@@ -20,7 +20,7 @@ use umdev_iommu::iommu::ops::{
 };
 use umdev_iommu::memory::PhysAddr;
 use umdev_iommu::pgtable::Prot;
-use umdev_iommu::unit::FaultHandler;
+use umdev_iommu::vtd::FaultHandler;
 use umdev_pci::Bdf;
 
 /// MOCK_FLAGS_DEVICE_* of one mock device.

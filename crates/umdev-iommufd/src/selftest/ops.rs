@@ -7,7 +7,7 @@ use umdev_iommu::iommu::VtdS1Config;
 use umdev_iommu::iommu::ops::VtdS1Invalidate;
 use umdev_iommu::memory::PhysAddr;
 use umdev_iommu::pgtable::Access as DmaAccess;
-use umdev_iommu::unit::{FaultReason, FaultRecord};
+use umdev_iommu::vtd::{FaultReason, FaultRecord};
 use umdev_pci::Bdf;
 
 use super::mock::{MOCK_IOTLB_PAGE, MOCK_NESTED_DOMAIN_IOTLB_NUM, MOCK_PAGE_SIZE, mock_of};

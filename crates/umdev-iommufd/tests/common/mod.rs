@@ -18,7 +18,7 @@ use rustix::io::Errno;
 use umdev_iommu::iommu::{Domain, Iommu};
 use umdev_iommu::memory::{HostMemory, MemoryObject, PhysAddr};
 use umdev_iommu::pgtable::Access as DmaAccess;
-use umdev_iommu::unit::{FaultReason, FaultRecord};
+use umdev_iommu::vtd::{FaultReason, FaultRecord};
 use umdev_iommufd::access::{Access, AccessOps};
 use umdev_iommufd::{Ictx, IommufdError};
 use umdev_pci::{Bdf, IommuHooks};

@@ -121,7 +121,7 @@ impl PlatformFunction {
             .iter()
             .map(|b| BarResource {
                 index: b.index,
-                size: b.size,
+                size: b.size.0,
                 kind: if b.mem64 {
                     BarKind::Mem64 {
                         prefetchable: b.prefetchable,
@@ -133,7 +133,7 @@ impl PlatformFunction {
                 },
             })
             .collect();
-        let config_size = if info.pcie_type.is_some() {
+        let config_size = if info.pcie_type().is_some() {
             PCI_CFG_SPACE_EXP_SIZE
         } else {
             PCI_CFG_SPACE_SIZE
@@ -141,7 +141,7 @@ impl PlatformFunction {
         let resources = PhysResources {
             vendor: info.vendor,
             device: info.device,
-            header_type: info.header_type,
+            header_type: info.header_type(),
             is_virtfn: info.is_virtfn(),
             bars,
             // Platform functions have no expansion ROM.

@@ -118,7 +118,7 @@ impl IrqResources {
             }
             None => (0, None),
         };
-        let err = u32::from(info.pcie_type.is_some());
+        let err = u32::from(info.pcie_type().is_some());
         Ok(Self {
             // A VF has no INTx (`pdev->is_virtfn`).
             counts: [

@@ -118,7 +118,7 @@ impl PciDriver for VfioPci {
 
     fn probe(&self, dev: &PciDev<'_>) -> Result<(), Errno> {
         // vfio_pci_probe: only normal headers.
-        if dev.info().header_type != PCI_HEADER_TYPE_NORMAL {
+        if dev.info().header_type() != PCI_HEADER_TYPE_NORMAL {
             return Err(Errno::INVAL);
         }
         let bound = self.create(dev)?;

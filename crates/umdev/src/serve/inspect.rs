@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use umdev_devices::host::Host;
 use umdev_iommu::pgtable::Access;
-use umdev_iommu::unit::{DeviceStats as UnitDeviceStats, FaultRecord};
+use umdev_iommu::vtd::{DeviceStats as UnitDeviceStats, FaultRecord};
 use umdev_pci::Bdf;
 use umdev_vfio::mdev::Mdev;
 use umdev_vfio::registration::Isolation;
@@ -167,7 +167,7 @@ pub fn topology(host: &Host, sockets: &SocketMap) -> Topology {
             driver: f.driver.clone(),
             driver_override: f.driver_override.clone(),
             iommu_group: f.iommu_group,
-            sriov: f.sriov.map(|s| (s.num_vfs, s.total_vfs)),
+            sriov: f.sriov.as_ref().map(|s| (f.num_vfs, s.total_vfs)),
             physfn: f.physfn.map(|b| b.to_string()),
         })
         .collect();

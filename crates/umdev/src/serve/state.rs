@@ -124,7 +124,7 @@ impl State {
                 bdf: f.bdf.to_string(),
                 driver: f.driver.clone(),
                 driver_override: f.driver_override.clone(),
-                sriov_numvfs: f.sriov.map(|s| s.num_vfs),
+                sriov_numvfs: f.sriov.as_ref().map(|_| f.num_vfs),
                 virtfn: f.is_virtfn(),
             })
             .collect();

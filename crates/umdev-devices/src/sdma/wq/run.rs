@@ -4,7 +4,7 @@
 use std::sync::atomic::{Ordering, fence};
 
 use parking_lot::MutexGuard;
-use umdev_iommu::unit::DmaError;
+use umdev_iommu::dma::DmaError;
 
 use super::WorkQueue;
 use crate::sdma::completion::{COMPLETION_ALIGN, CompletionRecord, Status};

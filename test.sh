@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace on a Debian machine, as root, with nothing
+# installed beforehand: it first installs and sets up what the tests need,
+# then runs `cargo test --workspace` with the arguments it was given.
+#
+#   ./test.sh                      # set up (idempotent), then all tests
+#   ./test.sh -p umdev-sysfs       # set up, then one crate's tests
+#   ./test.sh --setup-only         # only the set-up
+#
+# What the tests need, and why:
+#   mdevctl, fuse3        the sysfs face is checked with Debian's real mdevctl
+#                         over a FUSE mount (crates/umdev-sysfs/tests/mdevctl.rs)
+#   gcc, libc6-dev        the end-to-end guest helper is a static C program
+#   python3, util-linux   the QEMU runner (guestkit.py, unshare, setpriv)
+#   the QEMU runner       ../shared/tools/qemu-vfio-user/setup.sh: a sid chroot with
+#                         QEMU 11 and Debian's guest kernel (crates/umdev/tests/e2e.rs)
+#
+# Every step is idempotent: a second run spends about a second here. The
+# first run on a fresh machine downloads ~500 MB (see README.md for its time).
+# A missing piece is never skipped by the tests: it fails them, naming this
+# script.
+set -euo pipefail
+cd "$(dirname "$0")"
+shared=../shared/tools
+
+setup_only=false
+if [ "${1:-}" = "--setup-only" ]; then
+    setup_only=true
+    shift
+fi
+
+step() { echo "== test.sh: $*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: the tests need root (FUSE mounts, mount namespaces, apt-get); run it as root" >&2
+    exit 2
+fi
+
+packages=(mdevctl fuse3 gcc libc6-dev python3 util-linux)
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    step "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+step "QEMU vfio-user runner"
+"$shared/qemu-vfio-user/setup.sh" >/dev/null
+
+if $setup_only; then
+    step "set-up done"
+    exit 0
+fi
+
+step "cargo test --workspace $*"
+exec cargo test --workspace "$@"
