@@ -20,14 +20,12 @@ use crate::uapi::{self, IOMMUFD_CMD_BASE, IOMMUFD_TYPE, ioc_nr, ioc_type, iommuf
 use crate::user::Peer;
 
 /// What one open of `/dev/iommu` is (`struct file` with its
-/// `iommufd_ctx`): the context, the peer whose memory it reaches, and the
-/// selftest state when the mock is enabled.
+/// `iommufd_ctx`): the context, the user memory it maps, and the selftest
+/// state when the mock is enabled.
 pub struct IommufdFile {
     /// The iommufd context.
     pub ictx: Arc<Ictx>,
-    /// The process on the other end.
-    pub peer: Peer,
-    /// Its user VAs as memory objects.
+    /// User VAs of its callers as memory objects.
     pub memory: PeerMemory,
     /// IOMMU_TEST_CMD state (the kernel's CONFIG_IOMMUFD_TEST).
     pub selftest: Option<Selftest>,
@@ -36,7 +34,7 @@ pub struct IommufdFile {
 impl std::fmt::Debug for IommufdFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IommufdFile")
-            .field("peer", &self.peer)
+            .field("memory", &self.memory)
             .finish_non_exhaustive()
     }
 }
@@ -56,6 +54,9 @@ impl IommufdFile {
 pub struct Ucmd<'a> {
     /// The file the ioctl is on.
     pub file: &'a IommufdFile,
+    /// The calling process (`current`): the sender of this request, whose
+    /// memory the user pointers name.
+    pub peer: Peer,
     /// The user pointer argument.
     pub ubuffer: u64,
     /// The struct's `size` as the user gave it.
@@ -79,8 +80,7 @@ impl Ucmd<'_> {
     pub fn respond<T: IntoBytes + Immutable + ?Sized>(&self, v: &T) -> Result<(), Errno> {
         let bytes = v.as_bytes();
         let n = bytes.len().min(self.user_size as usize);
-        self.file
-            .peer
+        self.peer
             .write(self.ubuffer, &bytes[..n])
             .map_err(|e| e.errno())
     }
@@ -196,10 +196,11 @@ pub static IOMMUFD_IOCTL_OPS: &[IoctlOp] = &[
     ),
 ];
 
-/// `iommufd_fops_ioctl`: the ioctl `cmd` with argument `arg` on `file`;
-/// returns its value (or errno) and the fds it hands back.
+/// `iommufd_fops_ioctl`: the ioctl `cmd` with argument `arg` from `peer`
+/// on `file`; returns its value (or errno) and the fds it hands back.
 pub fn dispatch(
     file: &IommufdFile,
+    peer: Peer,
     cmd: u32,
     arg: u64,
 ) -> (Result<i64, Errno>, Vec<(OwnedFd, u64)>) {
@@ -211,19 +212,20 @@ pub fn dispatch(
         return (Err(Errno::NOTTY), Vec::new());
     }
     let mut size = [0u8; 4];
-    if let Err(e) = file.peer.read(arg, &mut size) {
+    if let Err(e) = peer.read(arg, &mut size) {
         return (Err(e.errno()), Vec::new());
     }
     let user_size = u32::from_le_bytes(size);
     if (user_size as usize) < op.min_size {
         return (Err(Errno::INVAL), Vec::new());
     }
-    let cmd = match file.peer.copy_struct(arg, op.size, user_size) {
+    let cmd = match peer.copy_struct(arg, op.size, user_size) {
         Ok(c) => c,
         Err(e) => return (Err(e.errno()), Vec::new()),
     };
     let mut ucmd = Ucmd {
         file,
+        peer,
         ubuffer: arg,
         user_size,
         cmd,

@@ -58,8 +58,7 @@ pub fn ioas_iova_ranges(ucmd: &mut Ucmd<'_>) -> Result<i64, Errno> {
             last: r.last,
         })
         .collect();
-    ucmd.file
-        .peer
+    ucmd.peer
         .write(c.allowed_iovas, out.as_bytes())
         .map_err(|e| e.errno())?;
     let total = ranges.len() as u32;
@@ -88,7 +87,7 @@ pub fn ioas_map(ucmd: &mut Ucmd<'_>) -> Result<i64, Errno> {
     let file = ucmd.file;
     let (memory, offset) = file
         .memory
-        .resolve(c.user_va, c.length)
+        .resolve(ucmd.peer, c.user_va, c.length)
         .map_err(|e| e.errno())?;
     c.iova = file
         .ictx

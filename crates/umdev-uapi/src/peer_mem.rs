@@ -109,64 +109,79 @@ impl RemoteBackend for PeerBackend {
     }
 }
 
-/// The peer's memory as objects of one host memory.
+/// The user memory of the processes that use one open file, as objects
+/// of one host memory. Each object belongs to the process whose VA it
+/// maps: after a `fork`, the child's IOAS_MAP on the parent's fd maps the
+/// child's pages, as the kernel's `current->mm` would.
 pub struct PeerMemory {
-    peer: Peer,
     mem: Arc<HostMemory>,
-    objects: Mutex<Vec<(Vma, Arc<MemoryObject>)>>,
+    objects: Mutex<Vec<PeerObject>>,
+}
+
+/// One VMA of one process as a memory object.
+struct PeerObject {
+    peer: Peer,
+    vma: Vma,
+    obj: Arc<MemoryObject>,
+}
+
+impl PeerObject {
+    fn covers(&self, peer: Peer, vma: &Vma, va: u64, end: u64) -> bool {
+        self.peer == peer && self.vma.same_backing(vma) && self.vma.start <= va && end <= self.vma.end
+    }
 }
 
 impl std::fmt::Debug for PeerMemory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PeerMemory")
-            .field("peer", &self.peer)
             .field("objects", &self.objects.lock().len())
             .finish()
     }
 }
 
+fn vma_of(peer: Peer, va: u64, len: u64) -> Result<Vma, PeerMemError> {
+    let fault = UserError::Fault {
+        addr: va,
+        len: len as usize,
+    };
+    let end = va.checked_add(len.max(1)).ok_or(fault.clone())?;
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", peer.pid()))
+        .map_err(|_| PeerMemError::User(fault.clone()))?;
+    maps.lines()
+        .filter_map(Vma::parse)
+        .find(|v| v.start <= va && end <= v.end)
+        .ok_or(PeerMemError::User(fault))
+}
+
 impl PeerMemory {
-    /// No object yet for `peer`; objects are placed in `mem`.
-    pub fn new(peer: Peer, mem: Arc<HostMemory>) -> Self {
+    /// No object yet; objects are placed in `mem`.
+    pub fn new(mem: Arc<HostMemory>) -> Self {
         Self {
-            peer,
             mem,
             objects: Mutex::new(Vec::new()),
         }
     }
 
-    fn vma(&self, va: u64, len: u64) -> Result<Vma, PeerMemError> {
-        let fault = UserError::Fault {
-            addr: va,
-            len: len as usize,
-        };
-        let end = va.checked_add(len.max(1)).ok_or(fault.clone())?;
-        let maps = std::fs::read_to_string(format!("/proc/{}/maps", self.peer.pid()))
-            .map_err(PeerMemError::Maps)?;
-        maps.lines()
-            .filter_map(Vma::parse)
-            .find(|v| v.start <= va && end <= v.end)
-            .ok_or(PeerMemError::User(fault))
-    }
-
-    /// The object and offset behind `[va, va + len)`, which must lie in one
-    /// VMA (EFAULT otherwise).
-    pub fn resolve(&self, va: u64, len: u64) -> Result<(Arc<MemoryObject>, u64), PeerMemError> {
-        let vma = self.vma(va, len)?;
+    /// The object and offset behind `[va, va + len)` of `peer`, which must
+    /// lie in one VMA (EFAULT otherwise).
+    pub fn resolve(
+        &self,
+        peer: Peer,
+        va: u64,
+        len: u64,
+    ) -> Result<(Arc<MemoryObject>, u64), PeerMemError> {
+        let vma = vma_of(peer, va, len)?;
         let mut objects = self.objects.lock();
+        self.sweep(&mut objects);
         let end = va + len;
-        if let Some((v, obj)) = objects
-            .iter()
-            .rev()
-            .find(|(v, _)| v.same_backing(&vma) && v.start <= va && end <= v.end)
-        {
-            return Ok((Arc::clone(obj), va - v.start));
+        if let Some(o) = objects.iter().rev().find(|o| o.covers(peer, &vma, va, end)) {
+            return Ok((Arc::clone(&o.obj), va - o.vma.start));
         }
         let size = vma.end - vma.start;
         let obj = if vma.shared && vma.inode != 0 {
             let path = format!(
                 "/proc/{}/map_files/{:x}-{:x}",
-                self.peer.pid(),
+                peer.pid(),
                 vma.start,
                 vma.end
             );
@@ -178,32 +193,51 @@ impl PeerMemory {
             self.mem.insert_file(file, vma.offset, size)?
         } else {
             let backend = Arc::new(PeerBackend {
-                peer: self.peer,
+                peer,
                 base: vma.start,
             });
             self.mem.insert_remote(size, backend)?
         };
-        objects.push((vma.clone(), Arc::clone(&obj)));
-        Ok((obj, va - vma.start))
+        let offset = va - vma.start;
+        objects.push(PeerObject {
+            peer,
+            vma,
+            obj: Arc::clone(&obj),
+        });
+        Ok((obj, offset))
     }
 
-    /// The host address of the user byte at `va`: the newest object that
-    /// covers it, `None` if none does; EFAULT if `va` is not mapped.
-    pub fn phys_of(&self, va: u64) -> Result<Option<u64>, PeerMemError> {
-        let vma = self.vma(va, 1)?;
+    /// Objects no IOAS holds any more go (the kernel unpins on unmap), so
+    /// the list is bounded by what is mapped.
+    fn sweep(&self, objects: &mut Vec<PeerObject>) {
+        objects.retain(|o| {
+            // This list and the host memory's index hold one each; any
+            // other holder is an IOAS mapping or an access in flight.
+            let held = Arc::strong_count(&o.obj) > 2;
+            if !held {
+                self.mem.release(&o.obj);
+            }
+            held
+        });
+    }
+
+    /// The host address of `peer`'s user byte at `va`: the newest object
+    /// that covers it, `None` if none does; EFAULT if `va` is not mapped.
+    pub fn phys_of(&self, peer: Peer, va: u64) -> Result<Option<u64>, PeerMemError> {
+        let vma = vma_of(peer, va, 1)?;
         Ok(self
             .objects
             .lock()
             .iter()
             .rev()
-            .find(|(v, _)| v.same_backing(&vma) && v.start <= va && va < v.end)
-            .map(|(v, o)| o.base() + (va - v.start)))
+            .find(|o| o.covers(peer, &vma, va, va + 1))
+            .map(|o| o.obj.base() + (va - o.vma.start)))
     }
 
-    /// Releases every object (the context was closed).
+    /// Releases every object (the file was closed).
     pub fn release(&self) {
-        for (_, obj) in self.objects.lock().drain(..) {
-            self.mem.release(&obj);
+        for o in self.objects.lock().drain(..) {
+            self.mem.release(&o.obj);
         }
     }
 }

@@ -15,18 +15,20 @@ use umdev_uapi::test_cmd::Selftest;
 use umdev_uapi::uapi::{IommuDestroy, IommuIoasAlloc, IommuIoasMap, iommufd_io};
 use umdev_uapi::user::Peer;
 
+fn me() -> Peer {
+    Peer::new(std::process::id() as i32)
+}
+
 fn open(bus: &Arc<MockBus>) -> IommufdFile {
-    let peer = Peer::new(std::process::id() as i32);
     IommufdFile {
         ictx: Ictx::new(bus.iommu().clone()),
-        peer,
-        memory: PeerMemory::new(peer, HostMemory::new()),
+        memory: PeerMemory::new(HostMemory::new()),
         selftest: Some(Selftest::new(bus.clone())),
     }
 }
 
 fn ioctl<T>(file: &IommufdFile, nr: u32, arg: &mut T) -> Result<i64, Errno> {
-    dispatch(file, iommufd_io(nr), arg as *mut T as u64).0
+    dispatch(file, me(), iommufd_io(nr), arg as *mut T as u64).0
 }
 
 #[test]
@@ -57,13 +59,13 @@ fn size_tail_pointer_and_unknown_rules() {
     assert_eq!(ioctl(&file, nr::IOAS_ALLOC, &mut a), Err(Errno::OPNOTSUPP));
     // A bad user pointer: EFAULT.
     assert_eq!(
-        dispatch(&file, iommufd_io(nr::IOAS_ALLOC), 8).0,
+        dispatch(&file, me(), iommufd_io(nr::IOAS_ALLOC), 8).0,
         Err(Errno::FAULT)
     );
     // Unknown commands: ENOTTY.
     assert_eq!(ioctl(&file, 0xff, &mut a), Err(Errno::NOTTY));
     assert_eq!(
-        dispatch(&file, 0x1234, &mut a as *mut _ as u64).0,
+        dispatch(&file, me(), 0x1234, &mut a as *mut _ as u64).0,
         Err(Errno::NOTTY)
     );
     // IOAS_MAP of an unmapped user range: EFAULT.
