@@ -32,6 +32,8 @@ pub mod ioas;
 pub mod object;
 mod option;
 mod private;
+#[cfg(feature = "selftest")]
+pub mod selftest;
 pub mod vfio_compat;
 
 pub use dirty::{DirtyRange, DirtyTrackingFlags, GetDirtyBitmapFlags};

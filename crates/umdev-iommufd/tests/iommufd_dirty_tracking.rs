@@ -274,6 +274,7 @@ fn pasid_set_dirty_tracking() {
         let no_dirty_pasid = MockDeviceFlags {
             no_dirty: true,
             pasid: true,
+            ..MockDeviceFlags::default()
         };
         let ioas = f.ictx.ioas_alloc().unwrap();
         let dev2 = f

@@ -4,6 +4,9 @@
 
 #![allow(dead_code, unused_imports)]
 
+// The library's mock (behind the `selftest` feature), compiled in here by
+// path so that these tests need no feature.
+#[path = "../../src/selftest/mock.rs"]
 pub mod mock;
 
 use std::collections::BTreeMap;
@@ -23,7 +26,8 @@ use umdev_pci::{Bdf, IommuHooks};
 pub use mock::{
     IOMMU_HW_INFO_SELFTEST_REGVAL, IOMMU_TEST_IOTLB_DEFAULT, IOMMU_TEST_PASID_RESERVED,
     MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_HUGE_PAGE_SIZE, MOCK_IOTLB_PAGE,
-    MOCK_NESTED_DOMAIN_IOTLB_NUM, MOCK_PAGE_SIZE, MOCK_PASID_WIDTH, MockDomain, MockIommu, mock_of,
+    MOCK_NESTED_DOMAIN_IOTLB_NUM, MOCK_PAGE_SIZE, MOCK_PASID_WIDTH, MockDeviceFlags, MockDomain,
+    MockIommu, mock_of,
 };
 
 /// Host page size.
@@ -33,24 +37,17 @@ pub const BUFFER_SIZE: u64 = 16 * PAGE_SIZE;
 /// The host huge page size (HUGEPAGE_SIZE, THP PMD size on x86).
 pub const HUGEPAGE_SIZE: u64 = 2 << 20;
 
-/// MOCK_FLAGS_DEVICE_*.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct MockDeviceFlags {
-    /// MOCK_FLAGS_DEVICE_NO_DIRTY.
-    pub no_dirty: bool,
-    /// MOCK_FLAGS_DEVICE_PASID (max pasid width 20).
-    pub pasid: bool,
-}
-
 /// MOCK_FLAGS_DEVICE_NO_DIRTY.
 pub const NO_DIRTY: MockDeviceFlags = MockDeviceFlags {
     no_dirty: true,
     pasid: false,
+    no_huge_iova: false,
 };
 /// MOCK_FLAGS_DEVICE_PASID.
 pub const PASID: MockDeviceFlags = MockDeviceFlags {
     no_dirty: false,
     pasid: true,
+    no_huge_iova: false,
 };
 
 /// The errno of a result (what the selftest's EXPECT_ERRNO compares).

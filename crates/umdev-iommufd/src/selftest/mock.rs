@@ -2,7 +2,11 @@
 //! aperture [2^24, 2^31 − 1], 2 KiB pages (MOCK_PAGE_SIZE, newest trees)
 //! with 1 MiB huge pages used whenever IOVA and address are aligned for
 //! one, dirty bits on PTEs, nested domains with a 4-entry "IOTLB", and the
-//! device flags NO_DIRTY and PASID.
+//! device flags NO_DIRTY, PASID and (Linux 6.12) HUGE_IOVA.
+//!
+//! This file is also compiled into umdev-iommufd's own integration tests
+//! (`tests/common/mod.rs` includes it by path), so it names only public
+//! items of the crates below.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -19,11 +23,26 @@ use umdev_iommu::pgtable::Prot;
 use umdev_iommu::vtd::FaultHandler;
 use umdev_pci::Bdf;
 
-use super::MockDeviceFlags;
+/// MOCK_FLAGS_DEVICE_* of one mock device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MockDeviceFlags {
+    /// MOCK_FLAGS_DEVICE_NO_DIRTY.
+    pub no_dirty: bool,
+    /// MOCK_FLAGS_DEVICE_PASID (max pasid width 20).
+    pub pasid: bool,
+    /// Linux 6.12's mock without MOCK_FLAGS_DEVICE_HUGE_IOVA: its paging
+    /// domains use MOCK_PAGE_SIZE PTEs only (`pgsize_bitmap` without
+    /// MOCK_HUGE_PAGE_SIZE).
+    pub no_huge_iova: bool,
+}
 
+/// MOCK_APERTURE_START.
 pub const MOCK_APERTURE_START: u64 = 1 << 24;
+/// MOCK_APERTURE_LAST.
 pub const MOCK_APERTURE_LAST: u64 = (1 << 31) - 1;
+/// MOCK_IO_PAGE_SIZE.
 pub const MOCK_PAGE_SIZE: u64 = 2048;
+/// MOCK_HUGE_PAGE_SIZE.
 pub const MOCK_HUGE_PAGE_SIZE: u64 = 512 * MOCK_PAGE_SIZE;
 /// MOCK_NESTED_DOMAIN_IOTLB_NUM.
 pub const MOCK_NESTED_DOMAIN_IOTLB_NUM: usize = 4;
@@ -51,16 +70,18 @@ struct Pte {
 pub struct MockDomain {
     kind: DomainType,
     flags: PagingFlags,
+    huge: bool,
     ptes: Mutex<BTreeMap<u64, Pte>>,
     dirty_tracking: AtomicBool,
     iotlb: Mutex<[u32; MOCK_NESTED_DOMAIN_IOTLB_NUM]>,
 }
 
 impl MockDomain {
-    fn new(kind: DomainType, flags: PagingFlags) -> Arc<Self> {
+    fn new(kind: DomainType, flags: PagingFlags, huge: bool) -> Arc<Self> {
         Arc::new(Self {
             kind,
             flags,
+            huge,
             ptes: Mutex::new(BTreeMap::new()),
             dirty_tracking: AtomicBool::new(false),
             iotlb: Mutex::new([IOMMU_TEST_IOTLB_DEFAULT; MOCK_NESTED_DOMAIN_IOTLB_NUM]),
@@ -113,6 +134,16 @@ impl MockDomain {
         self.ptes.lock().values().map(|p| p.size).sum()
     }
 
+    /// Was the domain allocated with DIRTY_TRACKING (MOCK_DIRTY_TRACK)?
+    pub fn dirty_capable(&self) -> bool {
+        self.flags.dirty_tracking
+    }
+
+    /// Is this a nested domain (`mock_iommu_domain_nested`)?
+    pub fn is_nested(&self) -> bool {
+        self.kind == DomainType::Nested
+    }
+
     /// MD_CHECK_IOTLB: the nested domain's IOTLB entry `id`.
     pub fn iotlb(&self, id: usize) -> u32 {
         self.iotlb.lock()[id]
@@ -161,7 +192,11 @@ impl DomainOps for MockDomain {
     }
 
     fn pgsize_bitmap(&self) -> u64 {
-        MOCK_PAGE_SIZE | MOCK_HUGE_PAGE_SIZE
+        if self.huge {
+            MOCK_PAGE_SIZE | MOCK_HUGE_PAGE_SIZE
+        } else {
+            MOCK_PAGE_SIZE
+        }
     }
 
     fn pasid_compat(&self) -> bool {
@@ -184,7 +219,8 @@ impl DomainOps for MockDomain {
         }
         let mut off = 0;
         while off < len {
-            let huge = (iova + off).is_multiple_of(MOCK_HUGE_PAGE_SIZE)
+            let huge = self.huge
+                && (iova + off).is_multiple_of(MOCK_HUGE_PAGE_SIZE)
                 && (phys + off).is_multiple_of(MOCK_HUGE_PAGE_SIZE)
                 && len - off >= MOCK_HUGE_PAGE_SIZE;
             let size = if huge {
@@ -286,16 +322,23 @@ pub struct MockIommu {
 }
 
 impl MockIommu {
+    /// A mock driver with no device yet.
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
-            blocked: MockDomain::new(DomainType::Blocked, PagingFlags::default()),
-            identity: MockDomain::new(DomainType::Identity, PagingFlags::default()),
+            blocked: MockDomain::new(DomainType::Blocked, PagingFlags::default(), false),
+            identity: MockDomain::new(DomainType::Identity, PagingFlags::default(), false),
             devices: Mutex::new(BTreeMap::new()),
         })
     }
 
+    /// Records the flags of the mock device `bdf` (before it is probed).
     pub fn set_device_flags(&self, bdf: Bdf, flags: MockDeviceFlags) {
         self.devices.lock().insert(bdf, flags);
+    }
+
+    /// Forgets the mock device `bdf` (mock_dev_destroy, after release).
+    pub fn remove_device(&self, bdf: Bdf) {
+        self.devices.lock().remove(&bdf);
     }
 
     fn flags(&self, bdf: Bdf) -> MockDeviceFlags {
@@ -356,7 +399,11 @@ impl IommuOps for MockIommu {
         if flags.dirty_tracking && self.flags(bdf).no_dirty {
             return Err(Errno::OPNOTSUPP);
         }
-        Ok(MockDomain::new(DomainType::Paging, flags))
+        Ok(MockDomain::new(
+            DomainType::Paging,
+            flags,
+            !self.flags(bdf).no_huge_iova,
+        ))
     }
 
     fn domain_alloc_nested(
@@ -382,6 +429,7 @@ impl IommuOps for MockIommu {
                 pasid,
                 ..Default::default()
             },
+            false,
         ))
     }
 

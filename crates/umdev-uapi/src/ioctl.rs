@@ -1,0 +1,246 @@
+//! The ioctl layer (drivers/iommu/iommufd/main.c `iommufd_fops_ioctl`):
+//! one table of every ioctl with its struct's size and minimum size
+//! (`IOCTL_OP`), and the rules every call goes through before its handler:
+//! the `size` word is read from the user pointer (EFAULT), a `size` below
+//! the minimum is EINVAL, non-zero bytes past the struct this kernel knows
+//! are E2BIG, an ioctl number not in the table is ENOTTY.
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use rustix::io::Errno;
+use umdev_iommufd::{Ictx, IommufdError};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use crate::frame::MAX_FDS;
+use crate::iommufd as ops;
+use crate::peer_mem::PeerMemory;
+use crate::test_cmd::{self, Selftest};
+use crate::uapi::{self, IOMMUFD_CMD_BASE, IOMMUFD_TYPE, ioc_nr, ioc_type, iommufd_io};
+use crate::user::Peer;
+
+/// What one open of `/dev/iommu` is (`struct file` with its
+/// `iommufd_ctx`): the context, the user memory it maps, and the selftest
+/// state when the mock is enabled.
+pub struct IommufdFile {
+    /// The iommufd context.
+    pub ictx: Arc<Ictx>,
+    /// User VAs of its callers as memory objects.
+    pub memory: PeerMemory,
+    /// IOMMU_TEST_CMD state (the kernel's CONFIG_IOMMUFD_TEST).
+    pub selftest: Option<Selftest>,
+}
+
+impl std::fmt::Debug for IommufdFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IommufdFile")
+            .field("memory", &self.memory)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IommufdFile {
+    /// `iommufd_fops_release`: everything the file owned goes.
+    pub fn release(&self) {
+        if let Some(st) = &self.selftest {
+            st.release(&self.ictx);
+        }
+        self.ictx.close();
+        self.memory.release();
+    }
+}
+
+/// One ioctl in flight (`struct iommufd_ucmd`).
+pub struct Ucmd<'a> {
+    /// The file the ioctl is on.
+    pub file: &'a IommufdFile,
+    /// The calling process (`current`): the sender of this request, whose
+    /// memory the user pointers name.
+    pub peer: Peer,
+    /// The user pointer argument.
+    pub ubuffer: u64,
+    /// The struct's `size` as the user gave it.
+    pub user_size: u32,
+    /// The struct, `op.size` bytes, zero-extended.
+    pub cmd: Vec<u8>,
+    /// Fds to hand back, each with the user address of its number.
+    pub fds: Vec<(OwnedFd, u64)>,
+}
+
+impl Ucmd<'_> {
+    /// The struct as `T`.
+    pub fn get<T: FromBytes>(&self) -> T {
+        T::read_from_prefix(&self.cmd)
+            .expect("the table's size fits T")
+            .0
+    }
+
+    /// `iommufd_ucmd_respond`: copies `min(user_size, sizeof)` bytes of
+    /// `v` back to the user struct.
+    pub fn respond<T: IntoBytes + Immutable + ?Sized>(&self, v: &T) -> Result<(), Errno> {
+        let bytes = v.as_bytes();
+        let n = bytes.len().min(self.user_size as usize);
+        self.peer
+            .write(self.ubuffer, &bytes[..n])
+            .map_err(|e| e.errno())
+    }
+
+    /// Hands `fd` back to the caller, its number stored at user address
+    /// `slot` (the kernel's `fd_install` + `put_user`).
+    pub fn return_fd(&mut self, fd: OwnedFd, slot: u64) -> Result<(), Errno> {
+        if self.fds.len() == MAX_FDS {
+            return Err(Errno::MFILE);
+        }
+        self.fds.push((fd, slot));
+        Ok(())
+    }
+}
+
+/// The errno of a layer error.
+pub fn errno(e: IommufdError) -> Errno {
+    e.errno()
+}
+
+/// A handler: the return value of the ioctl or its errno.
+pub type Execute = fn(&mut Ucmd<'_>) -> Result<i64, Errno>;
+
+/// `struct iommufd_ioctl_op`.
+#[derive(Clone, Copy)]
+pub struct IoctlOp {
+    /// The ioctl number.
+    pub ioctl_num: u32,
+    /// sizeof the struct.
+    pub size: usize,
+    /// `offsetofend` of its last mandatory field.
+    pub min_size: usize,
+    /// The handler.
+    pub execute: Execute,
+}
+
+const fn op(nr: u32, size: usize, min_size: usize, execute: Execute) -> IoctlOp {
+    IoctlOp {
+        ioctl_num: iommufd_io(nr),
+        size,
+        min_size,
+        execute,
+    }
+}
+
+/// IOMMUFD_CMD_* numbers (include/uapi/linux/iommufd.h).
+pub mod nr {
+    /// IOMMUFD_CMD_DESTROY.
+    pub const DESTROY: u32 = 0x80;
+    /// IOMMUFD_CMD_IOAS_ALLOC.
+    pub const IOAS_ALLOC: u32 = 0x81;
+    /// IOMMUFD_CMD_IOAS_ALLOW_IOVAS.
+    pub const IOAS_ALLOW_IOVAS: u32 = 0x82;
+    /// IOMMUFD_CMD_IOAS_COPY.
+    pub const IOAS_COPY: u32 = 0x83;
+    /// IOMMUFD_CMD_IOAS_IOVA_RANGES.
+    pub const IOAS_IOVA_RANGES: u32 = 0x84;
+    /// IOMMUFD_CMD_IOAS_MAP.
+    pub const IOAS_MAP: u32 = 0x85;
+    /// IOMMUFD_CMD_IOAS_UNMAP.
+    pub const IOAS_UNMAP: u32 = 0x86;
+    /// IOMMUFD_CMD_OPTION.
+    pub const OPTION: u32 = 0x87;
+    /// IOMMUFD_CMD_VFIO_IOAS.
+    pub const VFIO_IOAS: u32 = 0x88;
+    /// IOMMUFD_CMD_HWPT_ALLOC.
+    pub const HWPT_ALLOC: u32 = 0x89;
+    /// IOMMUFD_CMD_GET_HW_INFO.
+    pub const GET_HW_INFO: u32 = 0x8a;
+    /// IOMMUFD_CMD_HWPT_SET_DIRTY_TRACKING.
+    pub const HWPT_SET_DIRTY_TRACKING: u32 = 0x8b;
+    /// IOMMUFD_CMD_HWPT_GET_DIRTY_BITMAP.
+    pub const HWPT_GET_DIRTY_BITMAP: u32 = 0x8c;
+    /// IOMMUFD_CMD_HWPT_INVALIDATE.
+    pub const HWPT_INVALIDATE: u32 = 0x8d;
+    /// IOMMUFD_CMD_FAULT_QUEUE_ALLOC.
+    pub const FAULT_QUEUE_ALLOC: u32 = 0x8e;
+    /// IOMMU_TEST_CMD (IOMMUFD_CMD_BASE + 32).
+    pub const TEST_CMD: u32 = 0xa0;
+}
+
+use std::mem::size_of as sz;
+
+/// `iommufd_ioctl_ops`, in the kernel's order (the ioctls served so far;
+/// the others are ENOTTY until they are added here), with `min_size` =
+/// `offsetofend(struct, last)` of the `IOCTL_OP` line.
+pub static IOMMUFD_IOCTL_OPS: &[IoctlOp] = &[
+    op(nr::DESTROY, sz::<uapi::IommuDestroy>(), 8, ops::destroy),
+    op(
+        nr::IOAS_ALLOC,
+        sz::<uapi::IommuIoasAlloc>(),
+        12,
+        ops::ioas_alloc,
+    ),
+    op(
+        nr::IOAS_IOVA_RANGES,
+        sz::<uapi::IommuIoasIovaRanges>(),
+        32,
+        ops::ioas_iova_ranges,
+    ),
+    op(nr::IOAS_MAP, sz::<uapi::IommuIoasMap>(), 40, ops::ioas_map),
+    op(
+        nr::IOAS_UNMAP,
+        sz::<uapi::IommuIoasUnmap>(),
+        24,
+        ops::ioas_unmap,
+    ),
+    op(
+        nr::TEST_CMD,
+        test_cmd::TEST_CMD_SIZE,
+        test_cmd::TEST_CMD_MIN_SIZE,
+        test_cmd::execute,
+    ),
+];
+
+/// `iommufd_fops_ioctl`: the ioctl `cmd` with argument `arg` from `peer`
+/// on `file`; returns its value (or errno) and the fds it hands back.
+pub fn dispatch(
+    file: &IommufdFile,
+    peer: Peer,
+    cmd: u32,
+    arg: u64,
+) -> (Result<i64, Errno>, Vec<(OwnedFd, u64)>) {
+    let Some(op) = lookup(cmd) else {
+        // -ENOIOCTLCMD reaches user space as ENOTTY.
+        return (Err(Errno::NOTTY), Vec::new());
+    };
+    if op.ioctl_num == iommufd_io(nr::TEST_CMD) && file.selftest.is_none() {
+        return (Err(Errno::NOTTY), Vec::new());
+    }
+    let mut size = [0u8; 4];
+    if let Err(e) = peer.read(arg, &mut size) {
+        return (Err(e.errno()), Vec::new());
+    }
+    let user_size = u32::from_le_bytes(size);
+    if (user_size as usize) < op.min_size {
+        return (Err(Errno::INVAL), Vec::new());
+    }
+    let cmd = match peer.copy_struct(arg, op.size, user_size) {
+        Ok(c) => c,
+        Err(e) => return (Err(e.errno()), Vec::new()),
+    };
+    let mut ucmd = Ucmd {
+        file,
+        peer,
+        ubuffer: arg,
+        user_size,
+        cmd,
+        fds: Vec::new(),
+    };
+    let ret = (op.execute)(&mut ucmd);
+    if ret.is_err() {
+        ucmd.fds.clear();
+    }
+    (ret, ucmd.fds)
+}
+
+fn lookup(cmd: u32) -> Option<&'static IoctlOp> {
+    if ioc_type(cmd) != IOMMUFD_TYPE || ioc_nr(cmd) < IOMMUFD_CMD_BASE {
+        return None;
+    }
+    IOMMUFD_IOCTL_OPS.iter().find(|op| op.ioctl_num == cmd)
+}
