@@ -5,14 +5,13 @@
 //! the minimum is EINVAL, non-zero bytes past the struct this kernel knows
 //! are E2BIG, an ioctl number not in the table is ENOTTY.
 
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use rustix::io::Errno;
 use umdev_iommufd::{Ictx, IommufdError};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use crate::frame::MAX_FDS;
+use crate::file::{FdSlot, FileOps, NewFile, NewFiles};
 use crate::iommufd as ops;
 use crate::peer_mem::PeerMemory;
 use crate::test_cmd::{self, Selftest};
@@ -63,8 +62,8 @@ pub struct Ucmd<'a> {
     pub user_size: u32,
     /// The struct, `op.size` bytes, zero-extended.
     pub cmd: Vec<u8>,
-    /// Fds to hand back, each with the user address of its number.
-    pub fds: Vec<(OwnedFd, u64)>,
+    /// Files to hand back.
+    pub fds: &'a mut NewFiles,
 }
 
 impl Ucmd<'_> {
@@ -85,14 +84,10 @@ impl Ucmd<'_> {
             .map_err(|e| e.errno())
     }
 
-    /// Hands `fd` back to the caller, its number stored at user address
-    /// `slot` (the kernel's `fd_install` + `put_user`).
-    pub fn return_fd(&mut self, fd: OwnedFd, slot: u64) -> Result<(), Errno> {
-        if self.fds.len() == MAX_FDS {
-            return Err(Errno::MFILE);
-        }
-        self.fds.push((fd, slot));
-        Ok(())
+    /// Hands a new file back to the caller, its fd number stored as a
+    /// `u32` at user address `slot` (`fd_install` + `put_user`).
+    pub fn return_file(&mut self, file: Box<dyn FileOps>, slot: u64) -> Result<(), Errno> {
+        self.fds.push(NewFile::Served(file), FdSlot::User(slot))
     }
 }
 
@@ -197,45 +192,52 @@ pub static IOMMUFD_IOCTL_OPS: &[IoctlOp] = &[
 ];
 
 /// `iommufd_fops_ioctl`: the ioctl `cmd` with argument `arg` from `peer`
-/// on `file`; returns its value (or errno) and the fds it hands back.
+/// on `file`; returns its value (or errno); the files it hands back go
+/// into `fds` (none on failure).
 pub fn dispatch(
     file: &IommufdFile,
     peer: Peer,
     cmd: u32,
     arg: u64,
-) -> (Result<i64, Errno>, Vec<(OwnedFd, u64)>) {
-    let Some(op) = lookup(cmd) else {
-        // -ENOIOCTLCMD reaches user space as ENOTTY.
-        return (Err(Errno::NOTTY), Vec::new());
-    };
+    fds: &mut NewFiles,
+) -> Result<i64, Errno> {
+    // -ENOIOCTLCMD reaches user space as ENOTTY.
+    let op = lookup(cmd).ok_or(Errno::NOTTY)?;
     if op.ioctl_num == iommufd_io(nr::TEST_CMD) && file.selftest.is_none() {
-        return (Err(Errno::NOTTY), Vec::new());
+        return Err(Errno::NOTTY);
     }
     let mut size = [0u8; 4];
-    if let Err(e) = peer.read(arg, &mut size) {
-        return (Err(e.errno()), Vec::new());
-    }
+    peer.read(arg, &mut size).map_err(|e| e.errno())?;
     let user_size = u32::from_le_bytes(size);
     if (user_size as usize) < op.min_size {
-        return (Err(Errno::INVAL), Vec::new());
+        return Err(Errno::INVAL);
     }
-    let cmd = match peer.copy_struct(arg, op.size, user_size) {
-        Ok(c) => c,
-        Err(e) => return (Err(e.errno()), Vec::new()),
-    };
+    let cmd = peer
+        .copy_struct(arg, op.size, user_size)
+        .map_err(|e| e.errno())?;
     let mut ucmd = Ucmd {
         file,
         peer,
         ubuffer: arg,
         user_size,
         cmd,
-        fds: Vec::new(),
+        fds,
     };
     let ret = (op.execute)(&mut ucmd);
     if ret.is_err() {
         ucmd.fds.clear();
     }
-    (ret, ucmd.fds)
+    ret
+}
+
+impl FileOps for IommufdFile {
+    fn ioctl(&self, peer: Peer, cmd: u32, arg: u64, out: &mut NewFiles) -> Result<i64, Errno> {
+        dispatch(self, peer, cmd, arg, out)
+    }
+
+    fn release(&self) {
+        IommufdFile::release(self);
+    }
 }
 
 fn lookup(cmd: u32) -> Option<&'static IoctlOp> {

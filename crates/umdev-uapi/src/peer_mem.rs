@@ -127,7 +127,10 @@ struct PeerObject {
 
 impl PeerObject {
     fn covers(&self, peer: Peer, vma: &Vma, va: u64, end: u64) -> bool {
-        self.peer == peer && self.vma.same_backing(vma) && self.vma.start <= va && end <= self.vma.end
+        self.peer == peer
+            && self.vma.same_backing(vma)
+            && self.vma.start <= va
+            && end <= self.vma.end
     }
 }
 

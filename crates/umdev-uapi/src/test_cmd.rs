@@ -141,11 +141,13 @@ pub fn execute(ucmd: &mut Ucmd<'_>) -> Result<i64, Errno> {
         IOMMU_TEST_OP_MD_CHECK_MAP => {
             let p = ThreeU64::read_from_prefix(payload).expect("union fits").0;
             ops::md_check_pa(&file.ictx, hdr.id, p.a, p.b, p.c, |off| {
-                file.memory.phys_of(ucmd.peer, p.c + off).ok().flatten().ok_or(
-                    umdev_iommufd::IommufdError::Invalid {
+                file.memory
+                    .phys_of(ucmd.peer, p.c + off)
+                    .ok()
+                    .flatten()
+                    .ok_or(umdev_iommufd::IommufdError::Invalid {
                         what: "check_map: user page not mapped",
-                    },
-                )
+                    })
             })
             .map_err(errno)?;
             Ok(0)

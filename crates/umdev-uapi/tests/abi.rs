@@ -9,6 +9,7 @@ use rustix::io::Errno;
 use umdev_iommu::memory::HostMemory;
 use umdev_iommufd::Ictx;
 use umdev_iommufd::selftest::MockBus;
+use umdev_uapi::file::NewFiles;
 use umdev_uapi::ioctl::{IommufdFile, dispatch, nr};
 use umdev_uapi::peer_mem::PeerMemory;
 use umdev_uapi::test_cmd::Selftest;
@@ -28,7 +29,13 @@ fn open(bus: &Arc<MockBus>) -> IommufdFile {
 }
 
 fn ioctl<T>(file: &IommufdFile, nr: u32, arg: &mut T) -> Result<i64, Errno> {
-    dispatch(file, me(), iommufd_io(nr), arg as *mut T as u64).0
+    dispatch(
+        file,
+        me(),
+        iommufd_io(nr),
+        arg as *mut T as u64,
+        &mut NewFiles::default(),
+    )
 }
 
 #[test]
@@ -59,13 +66,25 @@ fn size_tail_pointer_and_unknown_rules() {
     assert_eq!(ioctl(&file, nr::IOAS_ALLOC, &mut a), Err(Errno::OPNOTSUPP));
     // A bad user pointer: EFAULT.
     assert_eq!(
-        dispatch(&file, me(), iommufd_io(nr::IOAS_ALLOC), 8).0,
+        dispatch(
+            &file,
+            me(),
+            iommufd_io(nr::IOAS_ALLOC),
+            8,
+            &mut NewFiles::default()
+        ),
         Err(Errno::FAULT)
     );
     // Unknown commands: ENOTTY.
     assert_eq!(ioctl(&file, 0xff, &mut a), Err(Errno::NOTTY));
     assert_eq!(
-        dispatch(&file, me(), 0x1234, &mut a as *mut _ as u64).0,
+        dispatch(
+            &file,
+            me(),
+            0x1234,
+            &mut a as *mut _ as u64,
+            &mut NewFiles::default()
+        ),
         Err(Errno::NOTTY)
     );
     // IOAS_MAP of an unmapped user range: EFAULT.
