@@ -29,6 +29,13 @@ pub fn disarm() -> Option<&'static str> {
     HIT.with(Cell::take)
 }
 
+/// The steps left before the failing one: the armed count minus the steps
+/// taken, 0 once the failure fired or when disarmed (what a read of the
+/// kernel's `/proc/<pid>/task/<tid>/fail-nth` shows).
+pub fn countdown() -> u64 {
+    COUNTDOWN.with(Cell::get)
+}
+
 /// Called at a fallible step named `site`: true when this step must fail.
 pub fn should_fail(site: &'static str) -> bool {
     COUNTDOWN.with(|c| match c.get() {
@@ -55,7 +62,9 @@ mod tests {
         arm(3);
         assert!(!should_fail("a"));
         assert!(!should_fail("b"));
+        assert_eq!(countdown(), 1);
         assert!(should_fail("c"));
+        assert_eq!(countdown(), 0);
         assert!(!should_fail("d"));
         assert_eq!(disarm(), Some("c"));
         arm(5);

@@ -108,7 +108,11 @@ impl Tree {
                 })
                 .collect(),
             Dir::NamedParent(name) => self.parent_entries(&ParentId::Named(name.clone())),
-            Dir::Kernel => vec![d("iommu_groups", Dir::IommuGroups)],
+            Dir::Kernel => vec![
+                d("debug", Dir::MountPoint),
+                d("iommu_groups", Dir::IommuGroups),
+            ],
+            Dir::MountPoint => Vec::new(),
             Dir::IommuGroups => {
                 let mut groups: BTreeSet<u32> =
                     self.platform().iommu_groups().into_keys().collect();

@@ -66,6 +66,9 @@ pub(crate) enum Dir {
     /// `devices/virtual/<class>/<name>`, a non-PCI mdev parent.
     NamedParent(String),
     Kernel,
+    /// An empty directory where Linux mounts another filesystem
+    /// (`kernel/debug` for debugfs): `umdev run` mounts there.
+    MountPoint,
     IommuGroups,
     IommuGroup(u32),
     IommuGroupDevices(u32),

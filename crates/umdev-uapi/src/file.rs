@@ -36,6 +36,12 @@ pub trait FileOps: Send + Sync {
         Err(Errno::INVAL)
     }
 
+    /// Whether the calling thread's fail-nth count applies to this file's
+    /// calls (every file but the fail-nth file itself).
+    fn injects_faults(&self) -> bool {
+        true
+    }
+
     /// `release`: the last reference to the file went (every fd that
     /// shared the connection is closed, or the process died).
     fn release(&self) {}

@@ -16,11 +16,14 @@
 //! - [`iommufd`]: the core iommufd ioctls; [`test_cmd`]: IOMMU_TEST_CMD
 //!   over the selftest mock (the kernel's `CONFIG_IOMMUFD_TEST`).
 
+pub mod fail_nth;
 pub mod file;
 pub mod frame;
 pub mod ioctl;
 pub mod iommufd;
+pub mod node;
 pub mod peer_mem;
+pub mod server;
 pub mod test_cmd;
 pub mod uapi;
 pub mod user;

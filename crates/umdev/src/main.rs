@@ -9,6 +9,7 @@ mod client;
 mod paths;
 mod proto;
 mod render;
+mod run;
 mod serve;
 mod show;
 mod views;
@@ -63,6 +64,26 @@ enum Command {
         /// Do not mount the sysfs tree.
         #[arg(long)]
         no_sysfs: bool,
+        /// Serve `/dev/iommu` with the iommufd selftest mock (IOMMU_TEST_CMD,
+        /// the kernel's CONFIG_IOMMUFD_TEST) instead of the platform's IOMMU.
+        #[arg(long)]
+        iommufd_test: bool,
+    },
+    /// Run an unmodified program against the running daemon: in a private
+    /// mount namespace with the daemon's tree over /sys and placeholder
+    /// /dev/iommu, with libumdev_preload.so routing those nodes to the
+    /// daemon (`umdev run -- CMD ARGS…`).
+    Run {
+        /// Root directory (default: $UMDEV_ROOT, else /run/umdev-root).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// The preload library (default: $UMDEV_PRELOAD, else
+        /// libumdev_preload.so beside this binary).
+        #[arg(long)]
+        preload: Option<PathBuf>,
+        /// The program and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<std::ffi::OsString>,
     },
     /// The daemon's version, root, pid and platform.
     Status {
@@ -252,14 +273,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             platform,
             root,
             no_sysfs,
+            iommufd_test,
         } => {
             init_tracing();
             serve::run(&serve::ServeOptions {
                 platform,
                 layout: Layout::resolve(root),
                 no_sysfs,
+                iommufd_test,
             })
         }
+        Command::Run {
+            root,
+            preload,
+            command,
+        } => run::run(&run::RunOptions {
+            layout: Layout::resolve(root),
+            preload,
+            command,
+        }),
         Command::Status { common } => call(&common, Op::Hello, |h: &views::Hello| {
             format!(
                 "umdev {} (protocol {}), pid {}\nroot: {}\nsysfs: {}\nplatform: {}\n",

@@ -5,6 +5,7 @@
 //! ```text
 //! <root>/sys/                      the sysfs tree (FUSE)
 //! <root>/run/umdev/control.sock    the control socket
+//! <root>/run/umdev/uapi.sock       the uAPI socket (/dev/iommu for `umdev run`)
 //! <root>/run/umdev/<name>.sock     one vfio-user socket per served device
 //! <root>/run/umdev/daemon.lock     held (flock) while a daemon runs
 //! <root>/var/lib/umdev/state.json  the saved state
@@ -66,6 +67,11 @@ impl Layout {
     /// an mdev UUID).
     pub fn device_socket(&self, name: &str) -> PathBuf {
         self.run_dir().join(format!("{name}{SOCKET_SUFFIX}"))
+    }
+
+    /// The uAPI socket: what the preload connects `/dev/iommu` to.
+    pub fn uapi_socket(&self) -> PathBuf {
+        self.run_dir().join(format!("uapi{SOCKET_SUFFIX}"))
     }
 
     /// The lock file.

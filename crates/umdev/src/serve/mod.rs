@@ -30,8 +30,11 @@ use anyhow::Context;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use umdev_devices::host::Host;
+use umdev_iommufd::selftest::MockBus;
 use umdev_pci::Platform;
 use umdev_sysfs::MountHandle;
+use umdev_uapi::node::Nodes;
+use umdev_uapi::server::Server;
 
 use crate::paths::{Layout, SOCKET_SUFFIX};
 use control::ControlServer;
@@ -52,12 +55,15 @@ pub struct ServeOptions {
     pub layout: Layout,
     /// Do not mount the sysfs tree.
     pub no_sysfs: bool,
+    /// `/dev/iommu` on the iommufd selftest mock.
+    pub iommufd_test: bool,
 }
 
 /// The faces of a running daemon, stopped in order on drop.
 struct Running {
     daemon: Arc<Daemon>,
     control: Option<ControlServer>,
+    uapi: Option<umdev_uapi::server::Server>,
     mount: Option<MountHandle>,
 }
 
@@ -66,6 +72,7 @@ impl Running {
         if let Some(mut control) = self.control.take() {
             control.shutdown();
         }
+        self.uapi.take();
         if let Some(mount) = self.mount.take() {
             mount.unmount()?;
         }
@@ -160,6 +167,7 @@ fn start(opts: &ServeOptions) -> anyhow::Result<Running> {
     let mut running = Running {
         daemon: daemon.clone(),
         control: None,
+        uapi: None,
         mount: None,
     };
     if !opts.no_sysfs {
@@ -170,6 +178,9 @@ fn start(opts: &ServeOptions) -> anyhow::Result<Running> {
         ControlServer::start(daemon.clone(), &layout.control_socket())
             .with_context(|| format!("control socket {}", layout.control_socket().display()))?,
     );
+    let mock = opts.iommufd_test.then(MockBus::new);
+    let nodes = Nodes::new(daemon.host().system.iommu.clone(), mock);
+    running.uapi = Some(Server::start(&layout.uapi_socket(), nodes)?);
     daemon.commit().context("saving the state")?;
     Ok(running)
 }
