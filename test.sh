@@ -14,6 +14,11 @@
 #   python3, util-linux   the QEMU runner (guestkit.py, unshare, setpriv)
 #   the QEMU runner       ../shared/tools/qemu-vfio-user/setup.sh: a sid chroot with
 #                         QEMU 11 and Debian's guest kernel (crates/umdev/tests/e2e.rs)
+#   kernel selftests      ../shared/tools/kernel-selftests/build.sh 6.12: Linux's own
+#                         iommufd selftests, built unchanged, run under `umdev run`
+#                         (crates/umdev/tests/kernel_selftests.rs)
+#   libumdev_preload.so   cargo build -p umdev-preload: the tests load it into
+#                         those programs (cargo test builds no cdylib of its own)
 #
 # Every step is idempotent: a second run spends about a second here. The
 # first run on a fresh machine downloads ~500 MB (see README.md for its time).
@@ -53,10 +58,17 @@ fi
 step "QEMU vfio-user runner"
 "$shared/qemu-vfio-user/setup.sh" >/dev/null
 
+step "Linux 6.12 iommufd selftests"
+UMDEV_SELFTESTS_6_12=$("$shared/kernel-selftests/build.sh" 6.12 | tail -n 1)
+export UMDEV_SELFTESTS_6_12
+
 if $setup_only; then
     step "set-up done"
     exit 0
 fi
+
+step "libumdev_preload.so"
+cargo build -p umdev-preload
 
 step "cargo test --workspace $*"
 exec cargo test --workspace "$@"

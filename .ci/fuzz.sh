@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs the vfio-user fuzz targets (decoder, and the whole session with the
-# dispatcher) for a bounded time with the nightly toolchain. Fails on a
-# crash, a leak or a hang; the crashing input is copied to
-# crates/umdev-vfio-user/fuzz/regressions/<target>/, where
-# tests/fuzz_regressions.rs replays it from then on (commit it with the fix).
+# Runs the fuzz targets (vfio-user: the decoder, and the whole session with
+# the dispatcher; uAPI: the socket server on arbitrary frames) for a
+# bounded time with the nightly toolchain. Fails on a crash, a leak or a
+# hang; the crashing input is copied to <crate>/fuzz/regressions/<target>/,
+# where the crate's tests/fuzz_regressions.rs replays it from then on
+# (commit it with the fix).
 #
 # FUZZ_SECONDS (default 60) is split between the targets. Built without
 # a sanitizer: the code under test is safe Rust, and a panic, abort, leak
@@ -12,8 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-60}
-fuzz_dir=crates/umdev-vfio-user/fuzz
-targets=(decode session)
+targets=(crates/umdev-vfio-user/fuzz:decode crates/umdev-vfio-user/fuzz:session
+         crates/umdev-uapi/fuzz:frames)
 per_target=$(( seconds / ${#targets[@]} ))
 
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
@@ -22,7 +23,9 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
 fi
 
 status=0
-for t in "${targets[@]}"; do
+for spec in "${targets[@]}"; do
+    fuzz_dir=${spec%%:*}
+    t=${spec#*:}
     corpus="$fuzz_dir/corpus/$t"
     artifacts="$fuzz_dir/artifacts/$t"
     mkdir -p "$corpus" "$artifacts"
