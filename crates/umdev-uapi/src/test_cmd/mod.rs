@@ -79,8 +79,9 @@ struct TestHdr {
     reserved: u32,
 }
 
-/// `add_reserved` / `check_map` / `check_refs` / `access_rw`: three u64
-/// then a u32 (`check_refs.refs`, `access_rw.flags`).
+/// `add_reserved` / `check_map` / `check_refs` / `access_rw`: up to three
+/// u64 (`check_refs.refs` is a u32 in the third) then a u32
+/// (`access_rw.flags`).
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 struct U64s {
@@ -231,7 +232,8 @@ pub fn execute(ucmd: &mut Ucmd<'_>) -> Result<i64, Errno> {
         }
         IOMMU_TEST_OP_MD_CHECK_REFS => {
             let p: U64s = payload(ucmd);
-            md_check_refs(ucmd, p.b, p.a, p.d)?;
+            // { length, uptr, refs }: refs is the third word.
+            md_check_refs(ucmd, p.b, p.a, p.c as u32)?;
         }
         IOMMU_TEST_OP_MD_CHECK_IOTLB => {
             let p: U32s = payload(ucmd);
