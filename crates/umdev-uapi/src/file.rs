@@ -5,7 +5,7 @@
 //! access); every request on the connection is a call of its
 //! [`FileOps`], and the connection's end is its `release`.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::io::Errno;
 
@@ -45,6 +45,33 @@ pub trait FileOps: Send + Sync {
     /// `release`: the last reference to the file went (every fd that
     /// shared the connection is closed, or the process died).
     fn release(&self) {}
+
+    /// The server made the caller's fd for this file: `id` names it, so
+    /// that a later ioctl naming that fd number finds this file (the
+    /// kernel's `fget` + `f_op` check). Default: nothing to record.
+    fn installed(&self, id: FileId) {
+        let _ = id;
+    }
+}
+
+/// What an fd refers to, as `fstat` tells it (`st_dev`, `st_ino`): the
+/// caller's end of a served file's connection, found again from an fd
+/// number by `pidfd_getfd` + `fstat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    /// The identity of `fd`.
+    pub fn of(fd: impl AsFd) -> Result<Self, Errno> {
+        let st = rustix::fs::fstat(fd)?;
+        Ok(Self {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        })
+    }
 }
 
 /// Where a new fd's number goes in the caller.

@@ -12,7 +12,7 @@ use umdev_iommufd::{Ictx, IommufdError};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::file::{FdSlot, FileOps, NewFile, NewFiles};
-use crate::iommufd as ops;
+use crate::iommufd::{self as ops, device, fault, hwpt, ioas, option, vfio_compat};
 use crate::peer_mem::PeerMemory;
 use crate::test_cmd::{self, Selftest};
 use crate::uapi::{self, IOMMUFD_CMD_BASE, IOMMUFD_TYPE, ioc_nr, ioc_type, iommufd_io};
@@ -159,29 +159,83 @@ pub mod nr {
 
 use std::mem::size_of as sz;
 
-/// `iommufd_ioctl_ops`, in the kernel's order (the ioctls served so far;
-/// the others are ENOTTY until they are added here), with `min_size` =
+/// `iommufd_ioctl_ops`, in the kernel's order, with `min_size` =
 /// `offsetofend(struct, last)` of the `IOCTL_OP` line.
 pub static IOMMUFD_IOCTL_OPS: &[IoctlOp] = &[
     op(nr::DESTROY, sz::<uapi::IommuDestroy>(), 8, ops::destroy),
     op(
+        nr::FAULT_QUEUE_ALLOC,
+        sz::<uapi::IommuFaultAlloc>(),
+        16,
+        fault::fault_queue_alloc,
+    ),
+    op(
+        nr::GET_HW_INFO,
+        sz::<uapi::IommuHwInfo>(),
+        32,
+        device::get_hw_info,
+    ),
+    op(
+        nr::HWPT_ALLOC,
+        sz::<uapi::IommuHwptAlloc>(),
+        24,
+        hwpt::hwpt_alloc,
+    ),
+    op(
+        nr::HWPT_GET_DIRTY_BITMAP,
+        sz::<uapi::IommuHwptGetDirtyBitmap>(),
+        48,
+        hwpt::hwpt_get_dirty_bitmap,
+    ),
+    op(
+        nr::HWPT_INVALIDATE,
+        sz::<uapi::IommuHwptInvalidate>(),
+        32,
+        hwpt::hwpt_invalidate,
+    ),
+    op(
+        nr::HWPT_SET_DIRTY_TRACKING,
+        sz::<uapi::IommuHwptSetDirtyTracking>(),
+        16,
+        hwpt::hwpt_set_dirty_tracking,
+    ),
+    op(
         nr::IOAS_ALLOC,
         sz::<uapi::IommuIoasAlloc>(),
         12,
-        ops::ioas_alloc,
+        ioas::ioas_alloc,
+    ),
+    op(
+        nr::IOAS_ALLOW_IOVAS,
+        sz::<uapi::IommuIoasAllowIovas>(),
+        24,
+        ioas::ioas_allow_iovas,
+    ),
+    op(
+        nr::IOAS_COPY,
+        sz::<uapi::IommuIoasCopy>(),
+        40,
+        ioas::ioas_copy,
     ),
     op(
         nr::IOAS_IOVA_RANGES,
         sz::<uapi::IommuIoasIovaRanges>(),
         32,
-        ops::ioas_iova_ranges,
+        ioas::ioas_iova_ranges,
     ),
-    op(nr::IOAS_MAP, sz::<uapi::IommuIoasMap>(), 40, ops::ioas_map),
+    op(nr::IOAS_MAP, sz::<uapi::IommuIoasMap>(), 40, ioas::ioas_map),
     op(
         nr::IOAS_UNMAP,
         sz::<uapi::IommuIoasUnmap>(),
         24,
-        ops::ioas_unmap,
+        ioas::ioas_unmap,
+    ),
+    op(nr::OPTION, sz::<uapi::IommuOption>(), 24, option::option),
+    op(
+        nr::VFIO_IOAS,
+        sz::<uapi::IommuVfioIoas>(),
+        12,
+        vfio_compat::vfio_ioas,
     ),
     op(
         nr::TEST_CMD,

@@ -120,3 +120,35 @@ uapi_struct!(
     /// struct iommu_fault_alloc.
     IommuFaultAlloc { size: u32, flags: u32, out_fault_id: u32, out_fault_fd: u32 }
 );
+uapi_struct!(
+    /// struct iommu_hwpt_pgfault (what a fault fd's read returns).
+    IommuHwptPgfault {
+        flags: u32, dev_id: u32, pasid: u32, grpid: u32, perm: u32, reserved: u32,
+        addr: u64, length: u32, cookie: u32,
+    }
+);
+uapi_struct!(
+    /// struct iommu_hwpt_page_response (what a fault fd's write takes).
+    IommuHwptPageResponse { cookie: u32, code: u32 }
+);
+
+/// IOMMU_OPTION_RLIMIT_MODE.
+pub const IOMMU_OPTION_RLIMIT_MODE: u32 = 0;
+/// IOMMU_OPTION_HUGE_PAGES.
+pub const IOMMU_OPTION_HUGE_PAGES: u32 = 1;
+/// IOMMU_OPTION_OP_SET.
+pub const IOMMU_OPTION_OP_SET: u16 = 0;
+/// IOMMU_OPTION_OP_GET.
+pub const IOMMU_OPTION_OP_GET: u16 = 1;
+/// IOMMU_VFIO_IOAS_GET.
+pub const IOMMU_VFIO_IOAS_GET: u16 = 0;
+/// IOMMU_VFIO_IOAS_SET.
+pub const IOMMU_VFIO_IOAS_SET: u16 = 1;
+/// IOMMU_VFIO_IOAS_CLEAR.
+pub const IOMMU_VFIO_IOAS_CLEAR: u16 = 2;
+/// IOMMU_HWPT_DATA_NONE.
+pub const IOMMU_HWPT_DATA_NONE: u32 = 0;
+/// IOMMUFD_PAGE_RESP_SUCCESS.
+pub const IOMMUFD_PAGE_RESP_SUCCESS: u32 = 0;
+/// IOMMUFD_PAGE_RESP_INVALID.
+pub const IOMMUFD_PAGE_RESP_INVALID: u32 = 1;

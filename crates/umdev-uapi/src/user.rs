@@ -8,6 +8,10 @@ use std::os::fd::OwnedFd;
 
 use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags, PidfdGetfdFlags, pidfd_getfd, pidfd_open};
+use zerocopy::FromBytes;
+
+/// Bytes copied per step where a user length bounds a loop.
+const RECORD_CHUNK: usize = 4096;
 
 /// Why the peer's memory or fds could not be reached.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -128,6 +132,52 @@ impl Peer {
             off += n;
         }
         Ok(out)
+    }
+
+    /// `count` records of `T` from the user array at `addr`, in order,
+    /// each handed to `f` (which may stop with its errno), read a page's
+    /// worth at a time so that no user count sizes an allocation. A record
+    /// that cannot be read is EFAULT once the records before it are done,
+    /// as a `copy_from_user` per element would give.
+    pub fn for_each_record<T: FromBytes>(
+        &self,
+        addr: u64,
+        count: u64,
+        mut f: impl FnMut(T) -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        let size = std::mem::size_of::<T>();
+        let per = (RECORD_CHUNK / size).max(1);
+        let mut buf = vec![0u8; per * size];
+        let mut done = 0u64;
+        while done < count {
+            let n = (count - done).min(per as u64) as usize;
+            let at = (done * size as u64).checked_add(addr).ok_or(Errno::FAULT)?;
+            let chunk = &mut buf[..n * size];
+            // A fault inside the chunk: take its records one by one, so
+            // those before the bad one still count.
+            let whole = self.read(at, chunk).is_ok();
+            for (i, rec) in chunk.chunks_exact_mut(size).enumerate() {
+                if !whole {
+                    self.read(at + (i * size) as u64, rec)
+                        .map_err(|_| Errno::FAULT)?;
+                }
+                f(T::read_from_bytes(rec).expect("one record"))?;
+            }
+            done += n as u64;
+        }
+        Ok(())
+    }
+
+    /// `clear_user`: `len` zero bytes at `addr`, a page at a time.
+    pub fn clear(&self, addr: u64, len: u64) -> Result<(), UserError> {
+        let zeros = [0u8; RECORD_CHUNK];
+        let mut off = 0;
+        while off < len {
+            let n = (len - off).min(RECORD_CHUNK as u64) as usize;
+            self.write(addr.wrapping_add(off), &zeros[..n])?;
+            off += n as u64;
+        }
+        Ok(())
     }
 
     /// `fdget` of the peer's fd `fd`: a duplicate in this process.

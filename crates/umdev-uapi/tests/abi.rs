@@ -3,40 +3,14 @@
 //! bad pointer → EFAULT, unknown command → ENOTTY; and isolation: a second
 //! open file does not see the first one's objects.
 
-use std::sync::Arc;
+mod common;
 
+use common::{ioctl, me, open};
 use rustix::io::Errno;
-use umdev_iommu::memory::HostMemory;
-use umdev_iommufd::Ictx;
 use umdev_iommufd::selftest::MockBus;
 use umdev_uapi::file::NewFiles;
-use umdev_uapi::ioctl::{IommufdFile, dispatch, nr};
-use umdev_uapi::peer_mem::PeerMemory;
-use umdev_uapi::test_cmd::Selftest;
+use umdev_uapi::ioctl::{IOMMUFD_IOCTL_OPS, dispatch, nr};
 use umdev_uapi::uapi::{IommuDestroy, IommuIoasAlloc, IommuIoasMap, iommufd_io};
-use umdev_uapi::user::Peer;
-
-fn me() -> Peer {
-    Peer::new(std::process::id() as i32)
-}
-
-fn open(bus: &Arc<MockBus>) -> IommufdFile {
-    IommufdFile {
-        ictx: Ictx::new(bus.iommu().clone()),
-        memory: PeerMemory::new(HostMemory::new()),
-        selftest: Some(Selftest::new(bus.clone())),
-    }
-}
-
-fn ioctl<T>(file: &IommufdFile, nr: u32, arg: &mut T) -> Result<i64, Errno> {
-    dispatch(
-        file,
-        me(),
-        iommufd_io(nr),
-        arg as *mut T as u64,
-        &mut NewFiles::default(),
-    )
-}
 
 #[test]
 fn size_tail_pointer_and_unknown_rules() {
@@ -130,4 +104,25 @@ fn map_anonymous_memory_and_isolation() {
     // The first can destroy it once unmapped.
     first.release();
     second.release();
+}
+
+#[test]
+fn every_op_checks_its_min_size() {
+    let bus = MockBus::new();
+    let file = open(&bus);
+    for op in IOMMUFD_IOCTL_OPS {
+        let mut arg = [0u8; 128];
+        let short = (op.min_size - 1) as u32;
+        arg[..4].copy_from_slice(&short.to_le_bytes());
+        let r = dispatch(
+            &file,
+            me(),
+            op.ioctl_num,
+            arg.as_mut_ptr() as u64,
+            &mut NewFiles::default(),
+        );
+        assert_eq!(r, Err(Errno::INVAL), "ioctl {:#x}", op.ioctl_num);
+        assert!(op.min_size <= op.size);
+    }
+    file.release();
 }

@@ -1,29 +1,15 @@
-//! The core iommufd ioctls (drivers/iommu/iommufd/ioas.c, main.c): decode
-//! the struct, check `__reserved` and flags as the kernel does, call the
-//! context, write the outputs back.
+//! The IOAS ioctls (drivers/iommu/iommufd/ioas.c).
 
 use rustix::io::Errno;
 use umdev_iommufd::MapFlags;
+use umdev_iommufd::io_pagetable::IovaRange;
 use zerocopy::IntoBytes;
 
 use crate::ioctl::{Ucmd, errno};
 use crate::uapi::{
-    IommuDestroy, IommuIoasAlloc, IommuIoasIovaRanges, IommuIoasMap, IommuIoasUnmap, IommuIovaRange,
+    IommuIoasAlloc, IommuIoasAllowIovas, IommuIoasCopy, IommuIoasIovaRanges, IommuIoasMap,
+    IommuIoasUnmap, IommuIovaRange,
 };
-
-/// IOMMU_DESTROY (`iommufd_destroy`); a mock device's id destroys the
-/// mock device (`iommufd_selftest_destroy`).
-pub fn destroy(ucmd: &mut Ucmd<'_>) -> Result<i64, Errno> {
-    let c: IommuDestroy = ucmd.get();
-    let file = ucmd.file;
-    if let Some(st) = &file.selftest
-        && st.destroy(&file.ictx, c.id)
-    {
-        return Ok(0);
-    }
-    file.ictx.destroy(c.id).map_err(errno)?;
-    Ok(0)
-}
 
 /// IOMMU_IOAS_ALLOC (`iommufd_ioas_alloc_ioctl`): flags must be 0
 /// (EOPNOTSUPP); the IOAS goes again if the id cannot be written back.
@@ -110,5 +96,65 @@ pub fn ioas_unmap(ucmd: &mut Ucmd<'_>) -> Result<i64, Errno> {
         .ioas_unmap(c.ioas_id, c.iova, c.length)
         .map_err(errno)?;
     ucmd.respond(&c)?;
+    Ok(0)
+}
+
+/// IOMMU_IOAS_ALLOW_IOVAS (`iommufd_ioas_allow_iovas`): EOPNOTSUPP for a
+/// non-zero `__reserved`, ENOENT for a bad IOAS; the ranges are read one
+/// by one (`iommufd_ioas_load_iovas`): EFAULT, EINVAL for `start >= last`
+/// or a range overlapping an earlier one; then the IOAS's rules.
+pub fn ioas_allow_iovas(ucmd: &mut Ucmd<'_>) -> Result<i64, Errno> {
+    let c: IommuIoasAllowIovas = ucmd.get();
+    if c.reserved != 0 {
+        return Err(Errno::OPNOTSUPP);
+    }
+    let ictx = &ucmd.file.ictx;
+    ictx.ioas(c.ioas_id).map_err(errno)?;
+    // start -> last of the ranges so far, to find overlaps as the
+    // kernel's interval tree does.
+    let mut tree = std::collections::BTreeMap::<u64, u64>::new();
+    ucmd.peer.for_each_record(
+        c.allowed_iovas,
+        u64::from(c.num_iovas),
+        |r: IommuIovaRange| {
+            if r.start >= r.last {
+                return Err(Errno::INVAL);
+            }
+            let before = tree.range(..=r.last).next_back();
+            if before.is_some_and(|(_, &last)| last >= r.start) {
+                return Err(Errno::INVAL);
+            }
+            tree.insert(r.start, r.last);
+            Ok(())
+        },
+    )?;
+    let ranges: Vec<IovaRange> = tree
+        .into_iter()
+        .map(|(s, l)| IovaRange::new(s, l))
+        .collect();
+    ictx.ioas_allow_iovas(c.ioas_id, &ranges).map_err(errno)?;
+    Ok(0)
+}
+
+/// IOMMU_IOAS_COPY (`iommufd_ioas_copy`): the flags of MAP, then the
+/// source range must be mapped; the chosen `dst_iova` is written back.
+pub fn ioas_copy(ucmd: &mut Ucmd<'_>) -> Result<i64, Errno> {
+    let mut c: IommuIoasCopy = ucmd.get();
+    let flags = MapFlags::from_bits(c.flags).ok_or(Errno::OPNOTSUPP)?;
+    let ictx = &ucmd.file.ictx;
+    c.dst_iova = ictx
+        .ioas_copy(
+            c.dst_ioas_id,
+            c.src_ioas_id,
+            flags,
+            c.length,
+            c.src_iova,
+            c.dst_iova,
+        )
+        .map_err(errno)?;
+    if let Err(e) = ucmd.respond(&c) {
+        let _ = ictx.ioas_unmap(c.dst_ioas_id, c.dst_iova, c.length);
+        return Err(e);
+    }
     Ok(0)
 }
