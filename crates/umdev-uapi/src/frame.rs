@@ -51,6 +51,14 @@ pub const MAX_FDS: usize = 4;
 pub const SERVED_NAME_PREFIX: &[u8] = b"umdev-uapi/";
 /// Longest path an OPEN names (PATH_MAX).
 pub const MAX_PATH: u64 = 4096;
+/// The start of the address a served file's socket is bound to, as it
+/// appears in `sun_path` (an abstract name: a leading NUL). A file an ioctl
+/// hands back is one end of a `socketpair`; the daemon binds the end it
+/// sends to `"\0umdev-uapi/<daemon pid>/<n>"`, and the preload knows the fd
+/// as served by this name (`getsockname`), which survives dup, fork and
+/// exec. A node the program opened is known by its peer instead: the
+/// daemon's socket path.
+pub const SERVED_NAME_PREFIX: &[u8] = b"\0umdev-uapi/";
 
 /// Why a frame does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
