@@ -44,11 +44,6 @@ pub const REQUEST_LEN: usize = 40;
 pub const REPLY_LEN: usize = 48;
 /// File descriptors one reply carries at most.
 pub const MAX_FDS: usize = 4;
-/// The abstract socket name every file the daemon hands back (a fault
-/// queue, an access) is bound to, followed by `<daemon pid>/<n>`: the
-/// preload knows such an fd as the daemon's by its own address, through
-/// dup, fork and exec.
-pub const SERVED_NAME_PREFIX: &[u8] = b"umdev-uapi/";
 /// Longest path an OPEN names (PATH_MAX).
 pub const MAX_PATH: u64 = 4096;
 /// The start of the address a served file's socket is bound to, as it

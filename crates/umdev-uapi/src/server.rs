@@ -30,7 +30,7 @@ use rustix::net::{
 };
 use zerocopy::IntoBytes;
 
-use crate::file::{FileOps, NewFile, NewFiles};
+use crate::file::{FileId, FileOps, NewFile, NewFiles};
 use crate::frame::{MAX_FDS, MAX_PATH, Op, REQUEST_LEN, Reply, Request, SERVED_NAME_PREFIX};
 use crate::node::Nodes;
 use crate::user::Peer;
@@ -283,9 +283,12 @@ impl Connection<'_> {
             None,
         )?;
         let n = self.shared.served.fetch_add(1, Ordering::Relaxed);
-        let mut name = SERVED_NAME_PREFIX.to_vec();
+        // The prefix is the name as `sun_path` holds it; rustix adds the
+        // leading NUL of an abstract name itself.
+        let mut name = SERVED_NAME_PREFIX[1..].to_vec();
         name.extend_from_slice(format!("{}/{n}", std::process::id()).as_bytes());
         rustix::net::bind(&theirs, &SocketAddrUnix::new_abstract_name(&name)?)?;
+        file.installed(FileId::of(&theirs)?);
         rustix::net::sockopt::set_socket_passcred(&ours, true)?;
         spawn_connection(self.shared, ours, Some(file));
         Ok(theirs)
