@@ -17,6 +17,7 @@
 #   kernel selftests      ../shared/tools/kernel-selftests/build.sh 6.12: Linux's own
 #                         iommufd selftests, built unchanged, run under `umdev run`
 #                         (crates/umdev/tests/kernel_selftests.rs)
+#   128 huge pages        vm.nr_hugepages: those selftests' MAP_HUGETLB buffers
 #   libumdev_preload.so   cargo build -p umdev-preload: the tests load it into
 #                         those programs (cargo test builds no cdylib of its own)
 #
@@ -61,6 +62,12 @@ step "QEMU vfio-user runner"
 step "Linux 6.12 iommufd selftests"
 UMDEV_SELFTESTS_6_12=$("$shared/kernel-selftests/build.sh" 6.12 | tail -n 1)
 export UMDEV_SELFTESTS_6_12
+# Their hugepage fixtures map MAP_HUGETLB buffers (up to 128 MiB at once):
+# reserve 2 MiB huge pages if fewer are (a host setting; 256 MiB).
+if [ "$(cat /proc/sys/vm/nr_hugepages)" -lt 128 ]; then
+    step "reserving 128 huge pages for the selftests' MAP_HUGETLB buffers"
+    echo 128 > /proc/sys/vm/nr_hugepages
+fi
 
 if $setup_only; then
     step "set-up done"

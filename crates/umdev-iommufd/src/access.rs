@@ -164,6 +164,7 @@ impl Ictx {
 
     /// `iommufd_access_destroy`: detaches and removes the object.
     pub fn access_destroy(&self, access_id: u32) -> Result<()> {
+        let _once = self.access_teardown.lock();
         let access = self.get_access(access_id)?;
         access.change_ioas(None)?;
         access.header().put();

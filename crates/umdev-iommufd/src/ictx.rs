@@ -40,6 +40,7 @@ impl Ictx {
             igroups: Mutex::new(BTreeMap::new()),
             vfio_ioas: Mutex::new(None),
             account: PinAccount::new(u64::MAX),
+            access_teardown: Mutex::new(()),
         })
     }
 

@@ -11,6 +11,7 @@
 //!
 //! Every path that holds two of these locks takes them in this order:
 //!
+//! 0. [`Ictx::access_teardown`] (held only around `access_destroy`);
 //! 1. [`Ioas::hwpts`] (the kernel's `ioas->mutex`);
 //! 2. a device group's attachments ([`IGroup::attaches`], `igroup->lock`);
 //! 3. [`Ioas::iopt`] (`iopt->iova_rwsem` / `domains_rwsem`);
@@ -102,6 +103,11 @@ pub struct Ictx {
     /// The IOAS the VFIO compatibility ioctls use (`ictx->vfio_ioas`).
     pub(crate) vfio_ioas: Mutex<Option<u32>>,
     pub(crate) account: Arc<PinAccount>,
+    /// Serialises `access_destroy`: an access can be destroyed by its
+    /// owner's release and by the context's close at once (the uAPI's
+    /// access fd and its iommufd fd end on separate threads), and its
+    /// teardown must run once. Taken before any other lock.
+    pub(crate) access_teardown: Mutex<()>,
 }
 
 impl std::fmt::Debug for Ictx {

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use rustix::io::Errno;
-use umdev_iommu::memory::{HostMemory, PAGE_SIZE};
+use umdev_iommu::memory::{HostMemory, MemoryObject, PAGE_SIZE};
 use umdev_iommu::pgtable::Prot;
 
 use crate::error::{IommufdError, Result};
@@ -280,6 +280,19 @@ impl Ictx {
     /// compat IOAS, EFAULT if `mem` does not back the range, then the
     /// io_pagetable's errnos for a fixed map.
     pub fn vfio_map_dma(&self, mem: &HostMemory, map: &VfioDmaMap) -> Result<()> {
+        self.vfio_map_dma_with(map, || {
+            mem.resolve(map.vaddr, map.size)
+                .map_err(|_| efault("VFIO_IOMMU_MAP_DMA vaddr"))
+        })
+    }
+
+    /// VFIO_IOMMU_MAP_DMA whose `vaddr` the caller resolves (a uAPI
+    /// client's user VA) once the arguments passed their checks.
+    pub fn vfio_map_dma_with(
+        &self,
+        map: &VfioDmaMap,
+        resolve: impl FnOnce() -> Result<(Arc<MemoryObject>, u64)>,
+    ) -> Result<()> {
         let supported = VfioDmaMapFlags::READ | VfioDmaMapFlags::WRITE;
         if map.argsz < VfioDmaMap::MINSZ || !supported.contains(map.flags) {
             return Err(einval("VFIO_IOMMU_MAP_DMA argsz or flags"));
@@ -295,9 +308,7 @@ impl Ictx {
         if map.size == 0 {
             return Err(einval("VFIO_IOMMU_MAP_DMA size 0"));
         }
-        let (object, offset) = mem
-            .resolve(map.vaddr, map.size)
-            .map_err(|_| efault("VFIO_IOMMU_MAP_DMA vaddr"))?;
+        let (object, offset) = resolve()?;
         let pages = IoptPages::new(object, offset, map.size, true, Arc::clone(self.account()))
             .map_err(IommufdError::iopt("VFIO_IOMMU_MAP_DMA"))?;
         ioas.iopt

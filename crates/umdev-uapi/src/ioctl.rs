@@ -255,8 +255,11 @@ pub fn dispatch(
     arg: u64,
     fds: &mut NewFiles,
 ) -> Result<i64, Errno> {
-    // -ENOIOCTLCMD reaches user space as ENOTTY.
-    let op = lookup(cmd).ok_or(Errno::NOTTY)?;
+    let Some(op) = lookup(cmd) else {
+        // Not an iommufd number: maybe a VFIO container ioctl; else
+        // -ENOIOCTLCMD, which reaches user space as ENOTTY.
+        return crate::vfio_type1::ioctl(file, peer, cmd, arg).unwrap_or(Err(Errno::NOTTY));
+    };
     if op.ioctl_num == iommufd_io(nr::TEST_CMD) && file.selftest.is_none() {
         return Err(Errno::NOTTY);
     }

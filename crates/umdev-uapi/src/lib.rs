@@ -27,3 +27,4 @@ pub mod server;
 pub mod test_cmd;
 pub mod uapi;
 pub mod user;
+pub mod vfio_type1;

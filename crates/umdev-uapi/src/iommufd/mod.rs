@@ -32,6 +32,21 @@ pub fn destroy(ucmd: &mut Ucmd<'_>) -> Result<i64, Errno> {
     {
         return Ok(0);
     }
-    file.ictx.destroy(c.id).map_err(errno)?;
-    Ok(0)
+    // A close(2) of a served file (a fault fd, an access fd) returns in
+    // the client before the daemon's end sees the hang-up and releases
+    // it; the kernel's last fput releases before close returns. So an
+    // object a just-closed file still holds is waited for, briefly, as
+    // `iommufd_object_remove` waits for short-term users.
+    for _ in 0..RELEASE_WAIT_TRIES {
+        match file.ictx.destroy(c.id) {
+            Err(e) if e.errno() == Errno::BUSY => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            r => return r.map(|()| 0).map_err(errno),
+        }
+    }
+    file.ictx.destroy(c.id).map(|()| 0).map_err(errno)
 }
+
+/// How many 1 ms waits DESTROY gives a closing file's release.
+const RELEASE_WAIT_TRIES: u32 = 50;
