@@ -35,6 +35,7 @@ mod fifo;
 mod mdev;
 mod pool;
 pub mod regs;
+mod types;
 mod uart;
 mod vfio;
 
@@ -45,5 +46,6 @@ pub use config::{
 pub use device::{MTTY_IRQ_VECTOR, MttyDevice};
 pub use error::MttyError;
 pub use mdev::{MttyMdevDriver, register_mtty};
-pub use pool::{MAX_MTTYS, MTTY_DEVICE_API, MTTY_NAME, MttyParent, MttyType};
+pub use pool::{MAX_MTTYS, MTTY_DEVICE_API, MTTY_NAME, MttyParent};
+pub use types::MttyType;
 pub use vfio::MttyVfio;

@@ -17,15 +17,14 @@ use umdev_iommu::intel::VtdIommu;
 use umdev_iommu::iommu::{IommuOps, PagingFlags};
 use umdev_iommu::memory::HostMemory;
 use umdev_iommu::pgtable::{Access, Prot};
-use umdev_iommu::vtd::UnitConfig;
-use umdev_pci::Bdf;
+use umdev_pci::{Bdf, IommuUnitSpec};
 
 const RW: Prot = Prot::READ.union(Prot::WRITE);
 const MISS_PAGES: u64 = 1 << 16;
 
 fn setup() -> (Arc<HostMemory>, VtdIommu, Bdf) {
     let mem = HostMemory::new();
-    let config = UnitConfig {
+    let config = IommuUnitSpec {
         name: "dmar0".into(),
         segments: vec![0],
         address_widths: vec![48, 57],

@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use umdev_pci::{Bdf, IommuUnitSpec, PciError, Platform, PlatformError};
+use umdev_pci::{Bdf, PciError, Platform, PlatformError};
 
 use crate::dma::DmaPort;
 use crate::intel::VtdIommu;
 use crate::iommu::{DefaultDomainType, Iommu};
 use crate::memory::HostMemory;
-use crate::vtd::{UnitConfig, UnitError};
+use crate::vtd::UnitError;
 
 /// Why bring-up failed.
 #[derive(Debug, thiserror::Error)]
@@ -33,24 +33,6 @@ impl SystemError {
             SystemError::Load(e) => e.errno(),
             SystemError::Unit(e) => e.errno(),
             SystemError::Platform(e) => e.errno(),
-        }
-    }
-}
-
-impl From<&IommuUnitSpec> for UnitConfig {
-    fn from(u: &IommuUnitSpec) -> Self {
-        UnitConfig {
-            name: u.name.clone(),
-            segments: u.segments.clone(),
-            address_widths: u.address_widths.clone(),
-            pasid_bits: u.pasid_bits,
-            pgsize_bitmap: u.pgsize_bitmap,
-            nesting: u.nesting,
-            dirty_tracking: u.dirty_tracking,
-            // Current VT-d hardware (and Linux's nested checks) have both.
-            supervisor_requests: true,
-            extended_accessed: true,
-            fault_log_size: u.fault_log_size,
         }
     }
 }
@@ -88,11 +70,7 @@ impl System {
         default_domain: DefaultDomainType,
     ) -> Result<Self, SystemError> {
         let platform = Arc::new(platform);
-        let configs = platform
-            .iommu_units()
-            .iter()
-            .map(UnitConfig::from)
-            .collect();
+        let configs = platform.iommu_units();
         let weak = Arc::downgrade(&platform);
         let pasid_width = move |bdf: Bdf| {
             weak.upgrade()

@@ -6,10 +6,11 @@
 
 use std::sync::Arc;
 
-use crate::device::PciDev;
+use crate::device::{DeviceOps, PciDev};
 use crate::driver::DriverEntry;
 use crate::error::PciError;
 use crate::function::Function;
+use crate::info::FunctionInfo;
 use crate::{Bdf, Platform};
 
 /// `driver_set_override` refuses `len >= PAGE_SIZE - 1`.
@@ -219,5 +220,36 @@ impl Platform {
             h.device_unuse_default_domain(f.spec.bdf);
         }
         f.state.lock().driver = None;
+    }
+}
+
+/// What a driver reaches through its [`PciDev`].
+impl DeviceOps for Arc<Function> {
+    fn bdf(&self) -> Bdf {
+        self.spec.bdf
+    }
+
+    fn info(&self, group: Option<u32>) -> FunctionInfo {
+        Function::info(self, group)
+    }
+
+    fn config_read(&self, offset: u16, buf: &mut [u8]) -> Result<(), PciError> {
+        Function::config_read(self, offset, buf)
+    }
+
+    fn config_write(&self, offset: u16, data: &[u8]) -> Result<(), PciError> {
+        Function::config_write(self, offset, data)
+    }
+
+    fn enable_sriov(&self, platform: &Platform, num_vfs: u16) -> Result<(), PciError> {
+        platform.sriov_enable(self, num_vfs)
+    }
+
+    fn disable_sriov(&self, platform: &Platform) {
+        platform.sriov_disable(self);
+    }
+
+    fn num_vfs(&self) -> u16 {
+        self.state.lock().vfs.len() as u16
     }
 }

@@ -1,5 +1,5 @@
 //! PCI drivers: the trait higher layers implement, id tables and matching
-//! (drivers/pci/pci-driver.c), and the simple built-in drivers a platform
+//! (drivers/pci/pci-driver.c), snapshots of registered drivers, and the simple built-in drivers a platform
 //! file declares.
 
 use parking_lot::Mutex;
@@ -291,6 +291,37 @@ fn parse_id_fields(text: &str, max: usize) -> Result<Vec<u64>, PciError> {
         });
     }
     Ok(out)
+}
+
+/// A snapshot of a registered driver, handed out by platform queries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DriverInfo {
+    /// Name.
+    pub name: String,
+    /// Whether binding it leaves DMA ownership alone (`driver_managed_dma`).
+    pub driver_managed_dma: bool,
+    /// Declared in the platform file rather than registered in code.
+    pub builtin: bool,
+    /// Static id table.
+    pub ids: Vec<PciDeviceId>,
+    /// Ids added with `new_id`.
+    pub dynamic_ids: Vec<PciDeviceId>,
+    /// Whether it implements `sriov_configure`.
+    pub sriov_configure: bool,
+}
+
+impl DriverEntry {
+    /// A snapshot of the entry.
+    pub fn info(&self) -> DriverInfo {
+        DriverInfo {
+            name: self.name.clone(),
+            driver_managed_dma: self.managed_dma,
+            builtin: self.builtin,
+            ids: self.ids.clone(),
+            dynamic_ids: self.dynids.lock().clone(),
+            sriov_configure: self.driver.sriov_configure().is_some(),
+        }
+    }
 }
 
 /// `[[driver]]`: a driver declared in the platform file. Its probe always

@@ -12,6 +12,7 @@ use crate::driver::{DeviceIds, DriverEntry};
 use crate::error::PciError;
 use crate::header::{HeaderParams, build_bar, build_header};
 use crate::hooks::BarHandler;
+use crate::info::FunctionInfo;
 use crate::regs::*;
 use crate::spec::FunctionSpec;
 
@@ -139,6 +140,24 @@ impl Function {
             subsystem_vendor: self.spec.subsystem_vendor,
             subsystem_device: self.spec.subsystem_device,
             class: self.spec.class,
+        }
+    }
+
+    /// A snapshot of the function, with its IOMMU group number.
+    pub fn info(&self, group: Option<u32>) -> FunctionInfo {
+        let state = self.state.lock();
+        let num_vfs = state.vfs.len() as u16;
+        let driver = state.driver.as_ref().map(|e| e.name.clone());
+        let driver_override = state.driver_override.clone();
+        drop(state);
+        FunctionInfo {
+            spec: self.spec.clone(),
+            capabilities: self.caps.clone(),
+            acs_regs: self.acs_regs(),
+            num_vfs,
+            iommu_group: group,
+            driver,
+            driver_override,
         }
     }
 

@@ -8,6 +8,8 @@
 //! or gets a new group. The platform probes devices in address order at
 //! start (Linux's device-list order) and VFs as they appear.
 
+use std::sync::Arc;
+
 use crate::Bdf;
 use crate::function::Function;
 use crate::regs::*;
@@ -171,7 +173,7 @@ impl Grouping<'_> {
 /// drivers/iommu/iommu.c `pci_device_group` for the function at `bdf`,
 /// already present in `topo` but not yet grouped: the existing group it
 /// must join, or `None` when it gets a new one.
-pub(crate) fn pci_device_group(topo: &Topology, bdf: Bdf) -> Option<u32> {
+fn pci_device_group(topo: &Topology, bdf: Bdf) -> Option<u32> {
     let g = Grouping { topo };
     // The upstream DMA alias: a device must not be aliased due to topology
     // to have its own group.
@@ -195,4 +197,18 @@ pub(crate) fn pci_device_group(topo: &Topology, bdf: Bdf) -> Option<u32> {
     let mut devfns = [false; 256];
     g.alias_group(pdev, &mut devfns)
         .or_else(|| g.function_alias_group(pdev, &mut devfns))
+}
+
+/// drivers/iommu/iommu.c `iommu_probe_device` → `pci_device_group`: adds
+/// the function to `topo` and, when an IOMMU covers its segment, places it
+/// in the group of a device it cannot be isolated from or in the lowest
+/// free number.
+pub(crate) fn iommu_probe_device(topo: &mut Topology, f: Function) -> (Arc<Function>, Option<u32>) {
+    let f = topo.insert(f);
+    let bdf = f.spec.bdf;
+    if !topo.translates(bdf.segment()) {
+        return (f, None);
+    }
+    let existing = pci_device_group(topo, bdf);
+    (f, Some(topo.join(bdf, existing)))
 }

@@ -1,4 +1,4 @@
-//! Snapshots of functions and drivers handed out by platform queries.
+//! Snapshots of functions handed out by platform queries.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -6,8 +6,6 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::caps::CapInfo;
-use crate::driver::{DriverEntry, PciDeviceId};
-use crate::function::Function;
 use crate::spec::FunctionSpec;
 
 /// A snapshot of one function: its description (Linux `struct pci_dev`'s
@@ -55,52 +53,5 @@ impl FunctionInfo {
             .iter()
             .find(|c| c.extended == extended && c.id == id)
             .map(|c| c.offset)
-    }
-
-    pub(crate) fn new(f: &Function, group: Option<u32>) -> Self {
-        let state = f.state.lock();
-        let num_vfs = state.vfs.len() as u16;
-        let driver = state.driver.as_ref().map(|e| e.name.clone());
-        let driver_override = state.driver_override.clone();
-        drop(state);
-        Self {
-            spec: f.spec.clone(),
-            capabilities: f.caps.clone(),
-            acs_regs: f.acs_regs(),
-            num_vfs,
-            iommu_group: group,
-            driver,
-            driver_override,
-        }
-    }
-}
-
-/// A registered driver.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct DriverInfo {
-    /// Name.
-    pub name: String,
-    /// Whether binding it leaves DMA ownership alone (`driver_managed_dma`).
-    pub driver_managed_dma: bool,
-    /// Declared in the platform file rather than registered in code.
-    pub builtin: bool,
-    /// Static id table.
-    pub ids: Vec<PciDeviceId>,
-    /// Ids added with `new_id`.
-    pub dynamic_ids: Vec<PciDeviceId>,
-    /// Whether it implements `sriov_configure`.
-    pub sriov_configure: bool,
-}
-
-impl DriverInfo {
-    pub(crate) fn new(e: &DriverEntry) -> Self {
-        Self {
-            name: e.name.clone(),
-            driver_managed_dma: e.managed_dma,
-            builtin: e.builtin,
-            ids: e.ids.clone(),
-            dynamic_ids: e.dynids.lock().clone(),
-            sriov_configure: e.driver.sriov_configure().is_some(),
-        }
     }
 }

@@ -7,10 +7,11 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::RwLock;
 
-use crate::driver::{DriverEntry, PciDriver};
+use crate::driver::{DriverEntry, DriverInfo, PciDriver};
 use crate::error::PciError;
 use crate::function::Function;
-use crate::info::{DriverInfo, FunctionInfo};
+use crate::group::iommu_probe_device;
+use crate::info::FunctionInfo;
 use crate::load::{PlatformError, load};
 use crate::topology::Topology;
 use crate::unit::IommuUnitSpec;
@@ -59,7 +60,7 @@ impl Platform {
             .collect();
         let mut topo = Topology::new(iommu_segments);
         for spec in loaded.functions {
-            topo.add(Function::new(spec));
+            iommu_probe_device(&mut topo, Function::new(spec));
         }
         let drivers = loaded
             .drivers
@@ -164,7 +165,7 @@ impl Platform {
             let topo = self.topo.read();
             (topo.get(bdf)?.clone(), topo.group(bdf))
         };
-        Some(FunctionInfo::new(&f, group))
+        Some(f.info(group))
     }
 
     /// IOMMU group number of `bdf` (`/sys/bus/pci/devices/<bdf>/iommu_group`).
@@ -198,18 +199,14 @@ impl Platform {
 
     /// Registered drivers in registration order.
     pub fn drivers(&self) -> Vec<DriverInfo> {
-        self.drivers
-            .read()
-            .iter()
-            .map(|e| DriverInfo::new(e))
-            .collect()
+        self.drivers.read().iter().map(|e| e.info()).collect()
     }
 
     /// The driver bound to `bdf`.
     pub fn driver_of(&self, bdf: Bdf) -> Option<DriverInfo> {
         let f = self.lookup(bdf).ok()?;
         let entry = f.state.lock().driver.clone()?;
-        Some(DriverInfo::new(&entry))
+        Some(entry.info())
     }
 
     /// The registered driver named `name`.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::device::PciDev;
 use crate::error::PciError;
 use crate::function::Function;
+use crate::group::iommu_probe_device;
 use crate::regs::*;
 use crate::{Bdf, Platform};
 
@@ -96,7 +97,7 @@ impl Platform {
             // The loader checked every VF address up to TotalVFs.
             let vf_bdf = Bdf::from_rid(bdf.segment(), rid as u16);
             let spec = pf.spec.vf_spec(vf_bdf).expect("PF has SR-IOV");
-            let (vf, group) = self.topo.write().add(Function::new(spec));
+            let (vf, group) = iommu_probe_device(&mut self.topo.write(), Function::new(spec));
             pf.state.lock().vfs.push(vf_bdf);
             if let (Some(h), Some(group)) = (self.hooks(), group) {
                 // iommu_probe_device failures leave the VF without an

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use crate::Bdf;
 use crate::function::Function;
-use crate::group::pci_device_group;
 
 /// Functions by address plus group bookkeeping. Guarded by the platform's
 /// topology `RwLock`, which is never held across driver callbacks or hooks.
@@ -54,20 +53,25 @@ impl Topology {
             .collect()
     }
 
-    /// Adds a function and, when an IOMMU covers its segment, places it in
-    /// a group as Linux `iommu_probe_device` → `pci_device_group` does:
-    /// join an existing group or allocate the lowest free number.
-    pub fn add(&mut self, f: Function) -> (Arc<Function>, Option<u32>) {
-        let bdf = f.spec.bdf;
+    /// Adds a function, not yet grouped.
+    pub fn insert(&mut self, f: Function) -> Arc<Function> {
         let f = Arc::new(f);
-        self.functions.insert(bdf, f.clone());
-        if !self.iommu_segments.contains(&bdf.segment()) {
-            return (f, None);
-        }
-        let group = pci_device_group(self, bdf).unwrap_or_else(|| self.lowest_free_group());
+        self.functions.insert(f.spec.bdf, f.clone());
+        f
+    }
+
+    /// Whether an IOMMU unit translates `segment`.
+    pub fn translates(&self, segment: u16) -> bool {
+        self.iommu_segments.contains(&segment)
+    }
+
+    /// Places `bdf` in group `existing`, or in the lowest free number
+    /// (`iommu_group_alloc`) when `None`; returns the group.
+    pub fn join(&mut self, bdf: Bdf, existing: Option<u32>) -> u32 {
+        let group = existing.unwrap_or_else(|| self.lowest_free_group());
         self.groups.insert(bdf, group);
         self.members.entry(group).or_default().insert(bdf);
-        (f, Some(group))
+        group
     }
 
     /// Removes a function, freeing its group number if it was the last

@@ -23,6 +23,18 @@ pub const IOVA: u64 = 0x10_0000;
 /// Size of the mapped window.
 pub const WINDOW: u64 = 64 << 10;
 
+/// The default platform with a DMA test engine behind each endpoint.
+pub fn engines() -> (System, Vec<Arc<DmaTest>>) {
+    let sys = System::default_platform().unwrap();
+    let models = attach_dmatest(&sys);
+    (sys, models)
+}
+
+/// The engine among `models` behind `dev`.
+pub fn engine(models: &[Arc<DmaTest>], dev: Bdf) -> Arc<DmaTest> {
+    models.iter().find(|m| m.bdf() == dev).unwrap().clone()
+}
+
 /// The owned NVMe function, its engine and its mapped window.
 pub struct Rig {
     /// The platform.
@@ -40,20 +52,15 @@ pub struct Rig {
     _owner: OwnerCookie,
 }
 
-impl Default for Rig {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+crate::default_is_new!(Rig);
 
 impl Rig {
     /// The NVMe function owned by a user, `WINDOW` bytes mapped at `IOVA`,
     /// memory decoding and bus mastering on.
     pub fn new() -> Self {
-        let sys = System::default_platform().unwrap();
-        let models = attach_dmatest(&sys);
+        let (sys, models) = engines();
         let dev = nvme();
-        let model = models.iter().find(|m| m.bdf() == dev).unwrap().clone();
+        let model = engine(&models, dev);
         sys.platform.unbind("nvme", dev).unwrap();
         let owner = OwnerCookie::new();
         sys.iommu.device_claim_dma_owner(dev, &owner).unwrap();

@@ -17,6 +17,20 @@
 //! # }
 //! ```
 
+/// `impl Default` as `new()`, for a fixture built without arguments.
+#[cfg(feature = "vfio")]
+macro_rules! default_is_new {
+    ($t:ty) => {
+        impl Default for $t {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+    };
+}
+#[cfg(feature = "vfio")]
+pub(crate) use default_is_new;
+
 #[cfg(feature = "daemon")]
 pub mod daemon;
 #[cfg(feature = "devices")]

@@ -24,11 +24,7 @@ pub struct Rig {
     pub drv: Arc<MdevPci>,
 }
 
-impl Default for Rig {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+crate::default_is_new!(Rig);
 
 impl Rig {
     /// The default platform with mdev-pci registered.

@@ -31,11 +31,7 @@ pub struct Rig {
     pub irq: Arc<Counter>,
 }
 
-impl Default for Rig {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+crate::default_is_new!(Rig);
 
 impl Rig {
     /// Default engine configuration.

@@ -21,11 +21,7 @@ pub struct Rig {
     pub dir: tempfile::TempDir,
 }
 
-impl Default for Rig {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+crate::default_is_new!(Rig);
 
 impl Rig {
     /// Mounts the default host's tree at `<tempdir>/sys`.

@@ -51,11 +51,7 @@ pub struct Rig {
     pub mem: Arc<MemoryObject>,
 }
 
-impl Default for Rig {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+crate::default_is_new!(Rig);
 
 impl Rig {
     /// The default platform, the IOAS and its window.

@@ -4,11 +4,13 @@
 
 use std::sync::Arc;
 
-use umdev_devices::dmatest::{DmaTest, attach_dmatest};
+use umdev_devices::dmatest::DmaTest;
 use umdev_iommu::system::System;
 use umdev_pci::Bdf;
 use umdev_vfio::registration::VfioDevice;
 use umdev_vfio::vfio_pci::VfioPci;
+
+use crate::dmatest;
 
 /// The platform, its DMA test engines and vfio-pci.
 pub struct Rig {
@@ -20,17 +22,12 @@ pub struct Rig {
     pub models: Vec<Arc<DmaTest>>,
 }
 
-impl Default for Rig {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+crate::default_is_new!(Rig);
 
 impl Rig {
     /// The default platform with engines and vfio-pci.
     pub fn new() -> Self {
-        let sys = System::default_platform().unwrap();
-        let models = attach_dmatest(&sys);
+        let (sys, models) = dmatest::engines();
         let vfio_pci = VfioPci::register(&sys.platform).unwrap();
         Rig {
             sys,
@@ -59,7 +56,7 @@ impl Rig {
 
     /// The DMA test engine behind `dev`.
     pub fn model(&self, dev: Bdf) -> Arc<DmaTest> {
-        self.models.iter().find(|m| m.bdf() == dev).unwrap().clone()
+        dmatest::engine(&self.models, dev)
     }
 
     /// Whether `dev`'s group is attached to its default domain.

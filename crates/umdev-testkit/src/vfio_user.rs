@@ -48,11 +48,7 @@ pub struct Rig {
     pub dir: tempfile::TempDir,
 }
 
-impl Default for Rig {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+crate::default_is_new!(Rig);
 
 impl Rig {
     /// The default host, nothing served yet.

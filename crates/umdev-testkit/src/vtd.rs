@@ -6,16 +6,16 @@ use parking_lot::Mutex;
 use umdev_iommu::intel::{IntelIommu, VtdIommu};
 use umdev_iommu::iommu::{DomainOps, IommuOps, PagingFlags};
 use umdev_iommu::memory::HostMemory;
-use umdev_iommu::vtd::{FaultHandler, FaultRecord, IommuUnit, UnitConfig};
-use umdev_pci::Bdf;
+use umdev_iommu::vtd::{FaultHandler, FaultRecord, IommuUnit};
+use umdev_pci::{Bdf, IommuUnitSpec};
 
 /// 4K | 2M | 1G.
 pub const ALL_SIZES: u64 = (1 << 12) | (1 << 21) | (1 << 30);
 
 /// A unit like the default platform's: 48/57-bit, 20-bit PASIDs, all
 /// page sizes, nesting, dirty tracking, SRS and EAFS.
-pub fn config(name: &str, segments: &[u16]) -> UnitConfig {
-    UnitConfig {
+pub fn config(name: &str, segments: &[u16]) -> IommuUnitSpec {
+    IommuUnitSpec {
         name: name.into(),
         segments: segments.to_vec(),
         address_widths: vec![48, 57],
@@ -31,7 +31,7 @@ pub fn config(name: &str, segments: &[u16]) -> UnitConfig {
 
 /// A driver over `configs`; every device has a 20-bit PASID capability
 /// except function 7 of any slot, which has none.
-pub fn driver(configs: Vec<UnitConfig>) -> (Arc<HostMemory>, Arc<VtdIommu>) {
+pub fn driver(configs: Vec<IommuUnitSpec>) -> (Arc<HostMemory>, Arc<VtdIommu>) {
     let mem = HostMemory::new();
     let driver = VtdIommu::new(Arc::clone(&mem), configs, |bdf| {
         if bdf.function() == 7 { 0 } else { 20 }
@@ -42,7 +42,7 @@ pub fn driver(configs: Vec<UnitConfig>) -> (Arc<HostMemory>, Arc<VtdIommu>) {
 
 /// A bare unit, with the driver's state of it (root tables programmed,
 /// nothing else).
-pub fn unit(config: UnitConfig) -> (Arc<HostMemory>, Arc<IntelIommu>) {
+pub fn unit(config: IommuUnitSpec) -> (Arc<HostMemory>, Arc<IntelIommu>) {
     let mem = HostMemory::new();
     let unit = IommuUnit::new(Arc::clone(&mem), config).unwrap();
     (mem, IntelIommu::new(unit).unwrap())

@@ -61,6 +61,19 @@ impl Fixture {
         self.vfio.open_group(VfioGroupKind::Iommu(group)).unwrap()
     }
 
+    /// Why opening `kind` fails.
+    fn open_err(&self, kind: VfioGroupKind) -> Errno {
+        self.vfio.open_group(kind).unwrap_err().errno()
+    }
+
+    /// A fresh container with the NVMe group set in it, no IOMMU yet.
+    fn nvme_in_container(&self) -> (Arc<VfioContainer>, VfioGroup) {
+        let c = self.vfio.open_container().unwrap();
+        let g = self.open(self.nvme_group);
+        g.set_container(&c).unwrap();
+        (c, g)
+    }
+
     fn buffer(&self, pages: u64) -> Arc<MemoryObject> {
         self.sys.vtd.memory().alloc_anonymous(pages * PAGE).unwrap()
     }
@@ -101,13 +114,7 @@ impl Fixture {
 fn group_opens_once() {
     let f = Fixture::new();
     let g = f.open(f.nvme_group);
-    assert_eq!(
-        f.vfio
-            .open_group(VfioGroupKind::Iommu(f.nvme_group))
-            .unwrap_err()
-            .errno(),
-        Errno::BUSY
-    );
+    assert_eq!(f.open_err(VfioGroupKind::Iommu(f.nvme_group)), Errno::BUSY);
     assert_eq!(
         f.vfio.open_groups(),
         vec![VfioGroupKey::Iommu(f.nvme_group)]
@@ -125,25 +132,16 @@ fn group_opens_once() {
         uuid: EMULATED,
         iommu_device: f.nvme,
     };
-    assert_eq!(f.vfio.open_group(again).unwrap_err().errno(), Errno::BUSY);
+    assert_eq!(f.open_err(again), Errno::BUSY);
     drop(m);
 
     // No such group; an iommu_device the IOMMU does not translate.
-    assert_eq!(
-        f.vfio
-            .open_group(VfioGroupKind::Iommu(999))
-            .unwrap_err()
-            .errno(),
-        Errno::NODEV
-    );
+    assert_eq!(f.open_err(VfioGroupKind::Iommu(999)), Errno::NODEV);
     let nowhere = VfioGroupKind::IommuBackedMdev {
         uuid: 1,
         iommu_device: bdf("0000:0f:1f.7"),
     };
-    assert_eq!(
-        f.vfio.open_group(nowhere).unwrap_err().errno(),
-        Errno::NODEV
-    );
+    assert_eq!(f.open_err(nowhere), Errno::NODEV);
 }
 
 #[test]
@@ -199,10 +197,8 @@ fn set_iommu_rules() {
 #[test]
 fn type1_ioctls_need_an_iommu() {
     let f = Fixture::new();
-    let c = f.vfio.open_container().unwrap();
+    let (c, _g) = f.nvme_in_container();
     let buffer = f.buffer(1);
-    let g = f.open(f.nvme_group);
-    g.set_container(&c).unwrap();
     assert_eq!(f.map(&c, &buffer, 0, IOVA, PAGE), Err(Errno::INVAL));
     assert_eq!(f.unmap(&c, IOVA, PAGE), Err(Errno::INVAL));
     let mut info = [0u8; 24];
@@ -281,20 +277,12 @@ fn device_fd_needs_a_container_with_an_iommu() {
 #[test]
 fn device_fd_keeps_the_group_open() {
     let f = Fixture::new();
-    let c = f.vfio.open_container().unwrap();
-    let g = f.open(f.nvme_group);
-    g.set_container(&c).unwrap();
+    let (c, g) = f.nvme_in_container();
     c.set_iommu(VFIO_TYPE1V2_IOMMU).unwrap();
     let fd = g.get_device_fd(&f.nvme.to_string()).unwrap();
     drop(g);
     assert_eq!(c.groups(), vec![VfioGroupKey::Iommu(f.nvme_group)]);
-    assert_eq!(
-        f.vfio
-            .open_group(VfioGroupKind::Iommu(f.nvme_group))
-            .unwrap_err()
-            .errno(),
-        Errno::BUSY
-    );
+    assert_eq!(f.open_err(VfioGroupKind::Iommu(f.nvme_group)), Errno::BUSY);
     drop(fd);
     assert!(c.groups().is_empty());
     assert_eq!(c.iommu_type(), None);
@@ -306,10 +294,8 @@ fn device_fd_keeps_the_group_open() {
 #[test]
 fn last_group_takes_the_iommu_and_mappings() {
     let f = Fixture::new();
-    let c = f.vfio.open_container().unwrap();
+    let (c, g) = f.nvme_in_container();
     let buffer = f.buffer(1);
-    let g = f.open(f.nvme_group);
-    g.set_container(&c).unwrap();
     c.set_iommu(VFIO_TYPE1_IOMMU).unwrap();
     f.map(&c, &buffer, 0, IOVA, PAGE).unwrap();
     g.unset_container().unwrap();
@@ -329,11 +315,9 @@ fn last_group_takes_the_iommu_and_mappings() {
 #[test]
 fn late_group_joins_the_existing_domain() {
     let f = Fixture::new();
-    let c = f.vfio.open_container().unwrap();
+    let (c, _a) = f.nvme_in_container();
     let buffer = f.buffer(1);
     buffer.write(0, b"umdev!!!").unwrap();
-    let a = f.open(f.nvme_group);
-    a.set_container(&c).unwrap();
     c.set_iommu(VFIO_TYPE1V2_IOMMU).unwrap();
     f.map(&c, &buffer, 0, IOVA, PAGE).unwrap();
     let b = f.open(f.dsa_group);
@@ -382,10 +366,8 @@ fn containers_isolate_dma() {
 fn type1_versions_through_a_container() {
     for (version, split) in [(VFIO_TYPE1_IOMMU, true), (VFIO_TYPE1V2_IOMMU, false)] {
         let f = Fixture::new();
-        let c = f.vfio.open_container().unwrap();
+        let (c, _g) = f.nvme_in_container();
         let buffer = f.buffer(4);
-        let g = f.open(f.nvme_group);
-        g.set_container(&c).unwrap();
         c.set_iommu(version).unwrap();
         f.map(&c, &buffer, 0, IOVA, 4 * PAGE).unwrap();
         let r = f.unmap(&c, IOVA + PAGE, PAGE);

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use parking_lot::Mutex;
 use umdev_pci::config::ConfigSpace;
@@ -10,7 +11,7 @@ use umdev_pci::regs::{PCI_STATUS, PCI_STATUS_INTERRUPT};
 
 use super::config::{self, MTTY_CONFIG_SPACE_SIZE, MTTY_IO_BAR_SIZE};
 use super::error::MttyError;
-use super::pool::{MttyType, PortReservation};
+use super::types::MttyType;
 use super::uart::Uart16550;
 use crate::irq::Interrupts;
 
@@ -195,4 +196,33 @@ fn config_range(config: &ConfigSpace, offset: u64, len: usize) -> Result<u16, Mt
             len,
             size: config.size(),
         })
+}
+
+/// Ports taken from a pool; dropping it gives them back.
+#[derive(Debug)]
+pub(crate) struct PortReservation {
+    pool: Arc<AtomicU32>,
+    count: u32,
+}
+
+impl PortReservation {
+    pub(super) fn take(pool: &Arc<AtomicU32>, count: u32) -> Result<Self, MttyError> {
+        pool.fetch_update(Ordering::AcqRel, Ordering::Acquire, |avail| {
+            avail.checked_sub(count)
+        })
+        .map_err(|available| MttyError::NoPorts {
+            needed: count,
+            available,
+        })?;
+        Ok(Self {
+            pool: Arc::clone(pool),
+            count,
+        })
+    }
+}
+
+impl Drop for PortReservation {
+    fn drop(&mut self) {
+        self.pool.fetch_add(self.count, Ordering::AcqRel);
+    }
 }

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::device::MttyDevice;
+use super::device::{MttyDevice, PortReservation};
 use super::error::MttyError;
+use super::types::MttyType;
 use crate::irq::Interrupts;
 
 /// Ports in the pool of a default parent (the sample's `MAX_MTTYS`).
@@ -17,49 +18,6 @@ pub const MTTY_NAME: &str = "mtty";
 
 /// The mdev `device_api` of every mtty type.
 pub const MTTY_DEVICE_API: &str = "vfio-pci";
-
-/// An mtty device type (`struct mtty_type`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MttyType {
-    /// One UART behind BAR0.
-    Single,
-    /// Two UARTs, behind BAR0 and BAR1.
-    Dual,
-}
-
-impl MttyType {
-    /// Both types, in the order the sample registers them.
-    pub const ALL: [MttyType; 2] = [MttyType::Single, MttyType::Dual];
-
-    /// Number of serial ports (and I/O BARs) of a device of this type.
-    pub fn nr_ports(self) -> u32 {
-        match self {
-            Self::Single => 1,
-            Self::Dual => 2,
-        }
-    }
-
-    /// The type's `sysfs_name`: "1" or "2".
-    pub fn sysfs_name(self) -> &'static str {
-        match self {
-            Self::Single => "1",
-            Self::Dual => "2",
-        }
-    }
-
-    /// The type's `pretty_name`, shown in the type's `name` attribute.
-    pub fn pretty_name(self) -> &'static str {
-        match self {
-            Self::Single => "Single port serial",
-            Self::Dual => "Dual port serial",
-        }
-    }
-
-    /// The type whose `sysfs_name` is `name`.
-    pub fn from_sysfs_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.sysfs_name() == name)
-    }
-}
 
 /// The mtty parent: a pool of ports shared by all its devices.
 ///
@@ -104,34 +62,5 @@ impl Default for MttyParent {
     /// A parent with the sample's [`MAX_MTTYS`] ports.
     fn default() -> Self {
         Self::new(MAX_MTTYS)
-    }
-}
-
-/// Ports taken from a pool; dropping it gives them back.
-#[derive(Debug)]
-pub(crate) struct PortReservation {
-    pool: Arc<AtomicU32>,
-    count: u32,
-}
-
-impl PortReservation {
-    fn take(pool: &Arc<AtomicU32>, count: u32) -> Result<Self, MttyError> {
-        pool.fetch_update(Ordering::AcqRel, Ordering::Acquire, |avail| {
-            avail.checked_sub(count)
-        })
-        .map_err(|available| MttyError::NoPorts {
-            needed: count,
-            available,
-        })?;
-        Ok(Self {
-            pool: Arc::clone(pool),
-            count,
-        })
-    }
-}
-
-impl Drop for PortReservation {
-    fn drop(&mut self) {
-        self.pool.fetch_add(self.count, Ordering::AcqRel);
     }
 }

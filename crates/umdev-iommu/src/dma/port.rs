@@ -66,6 +66,70 @@ impl RemotePiece {
     }
 }
 
+/// The caller's side of a DMA: the buffer a read fills or a write drains.
+enum Buffer<'a> {
+    Read(&'a mut [u8]),
+    Write(&'a [u8]),
+}
+
+impl Buffer<'_> {
+    fn access(&self) -> Access {
+        match self {
+            Self::Read(_) => Access::Read,
+            Self::Write(_) => Access::Write,
+        }
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            Self::Read(buf) => buf.len() as u64,
+            Self::Write(data) => data.len() as u64,
+        }
+    }
+
+    /// Moves bytes `[at, at + n)` of the DMA to or from `memory` at
+    /// `offset`.
+    fn copy(
+        &mut self,
+        memory: &impl Backing,
+        offset: u64,
+        at: u64,
+        n: u64,
+    ) -> Result<(), MemoryError> {
+        let range = at as usize..(at + n) as usize;
+        match self {
+            Self::Read(buf) => memory.read(offset, &mut buf[range]),
+            Self::Write(data) => memory.write(offset, &data[range]),
+        }
+    }
+}
+
+/// Memory a DMA piece lands in: a local object, or a remote one's backend.
+trait Backing {
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), MemoryError>;
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), MemoryError>;
+}
+
+impl Backing for MemoryObject {
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        MemoryObject::read(self, offset, buf)
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), MemoryError> {
+        MemoryObject::write(self, offset, data)
+    }
+}
+
+impl Backing for RemoteAccess {
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        RemoteAccess::read(self, offset, buf)
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), MemoryError> {
+        RemoteAccess::write(self, offset, data)
+    }
+}
+
 /// DMA from one requester through one unit.
 #[derive(Clone, Debug)]
 pub struct DmaPort {
@@ -194,6 +258,39 @@ impl DmaPort {
         })
     }
 
+    /// A DMA read into or write from `buf` at `iova`: the local pieces
+    /// under the gate, then the remote ones after it.
+    fn copy(&self, pasid: Option<u32>, iova: u64, mut buf: Buffer<'_>) -> Result<(), DmaError> {
+        let (access, len) = (buf.access(), buf.len());
+        if len == 0 {
+            return Ok(());
+        }
+        let mut tally = Tally::default();
+        let mut remote = Vec::new();
+        let result = {
+            let _guard = self.unit.gate.enter();
+            self.transfer(
+                pasid,
+                (iova, len),
+                access,
+                &mut tally,
+                |object, offset, at, n| {
+                    if object.is_remote() {
+                        remote.push(RemotePiece::new(object, offset, at, n)?);
+                        return Ok(());
+                    }
+                    buf.copy(&**object, offset, at, n)
+                },
+            )
+        };
+        let result = result.and_then(|resolved| {
+            Self::finish_remote(&resolved, iova, remote, |remote, offset, at, n| {
+                buf.copy(remote, offset, at, n)
+            })
+        });
+        self.finish((pasid, access, len), tally, result)
+    }
+
     /// Counts a finished DMA and reports its fault, if any (after the
     /// gate guard is gone, so a fault handler may unmap).
     fn finish(
@@ -217,65 +314,11 @@ impl Dma for DmaPort {
     }
 
     fn read(&self, pasid: Option<u32>, iova: u64, buf: &mut [u8]) -> Result<(), DmaError> {
-        let len = buf.len() as u64;
-        if len == 0 {
-            return Ok(());
-        }
-        let mut tally = Tally::default();
-        let mut remote = Vec::new();
-        let result = {
-            let _guard = self.unit.gate.enter();
-            self.transfer(
-                pasid,
-                (iova, len),
-                Access::Read,
-                &mut tally,
-                |object, offset, at, n| {
-                    if object.is_remote() {
-                        remote.push(RemotePiece::new(object, offset, at, n)?);
-                        return Ok(());
-                    }
-                    object.read(offset, &mut buf[at as usize..(at + n) as usize])
-                },
-            )
-        };
-        let result = result.and_then(|resolved| {
-            Self::finish_remote(&resolved, iova, remote, |access, offset, at, n| {
-                access.read(offset, &mut buf[at as usize..(at + n) as usize])
-            })
-        });
-        self.finish((pasid, Access::Read, len), tally, result)
+        self.copy(pasid, iova, Buffer::Read(buf))
     }
 
     fn write(&self, pasid: Option<u32>, iova: u64, data: &[u8]) -> Result<(), DmaError> {
-        let len = data.len() as u64;
-        if len == 0 {
-            return Ok(());
-        }
-        let mut tally = Tally::default();
-        let mut remote = Vec::new();
-        let result = {
-            let _guard = self.unit.gate.enter();
-            self.transfer(
-                pasid,
-                (iova, len),
-                Access::Write,
-                &mut tally,
-                |object, offset, at, n| {
-                    if object.is_remote() {
-                        remote.push(RemotePiece::new(object, offset, at, n)?);
-                        return Ok(());
-                    }
-                    object.write(offset, &data[at as usize..(at + n) as usize])
-                },
-            )
-        };
-        let result = result.and_then(|resolved| {
-            Self::finish_remote(&resolved, iova, remote, |access, offset, at, n| {
-                access.write(offset, &data[at as usize..(at + n) as usize])
-            })
-        });
-        self.finish((pasid, Access::Write, len), tally, result)
+        self.copy(pasid, iova, Buffer::Write(data))
     }
 
     fn translate_sg(

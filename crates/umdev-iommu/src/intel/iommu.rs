@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
 use rustix::io::Errno;
-use umdev_pci::Bdf;
+use umdev_pci::{Bdf, IommuUnitSpec};
 
 use super::did::FLPT_DEFAULT_DID;
 use super::unit::IntelIommu;
@@ -24,7 +24,7 @@ use crate::iommu::ops::{HwInfo, ResvRegion, ResvType};
 use crate::iommu::{DeviceCaps, DomainOps, IommuOps, PagingFlags, VtdS1Config};
 use crate::memory::{HostMemory, PAGE_SIZE};
 use crate::pgtable::{PageTable, PtFormat};
-use crate::vtd::{IOMMU_NO_PASID, IommuUnit, PasidEntry, UnitConfig, UnitError};
+use crate::vtd::{IOMMU_NO_PASID, IommuUnit, PasidEntry, UnitError};
 
 /// The driver's name; every domain it allocates reports it.
 pub const DRIVER_NAME: &str = "intel-iommu";
@@ -104,7 +104,7 @@ impl VtdIommu {
     /// PASIDs.
     pub fn new(
         mem: Arc<HostMemory>,
-        configs: Vec<UnitConfig>,
+        configs: Vec<IommuUnitSpec>,
         pasid_width: impl Fn(Bdf) -> u8 + Send + Sync + 'static,
     ) -> Result<Self, UnitError> {
         let mut units: Vec<Arc<IommuUnit>> = Vec::with_capacity(configs.len());

@@ -2,13 +2,13 @@
 //! paging domain (Linux drivers/iommu/intel/nested.c).
 
 use std::any::Any;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use rustix::io::Errno;
 
 use super::DRIVER_NAME;
 use super::attach::{Attachments, flush_all};
-use super::paging::VtdPagingDomain;
+use super::paging::{NestedChild, VtdPagingDomain};
 use crate::iommu::ops::VtdS1Invalidate;
 use crate::iommu::{DomainOps, DomainType, VtdS1Config};
 use crate::memory::{PAGE_SIZE, PhysAddr};
@@ -37,7 +37,8 @@ impl VtdNestedDomain {
             pasid,
             attachments: Attachments::default(),
         });
-        domain.parent.add_child(Arc::downgrade(&domain));
+        let child: Weak<VtdNestedDomain> = Arc::downgrade(&domain);
+        domain.parent.add_child(child);
         domain
     }
 
@@ -112,6 +113,16 @@ impl VtdNestedDomain {
             s2_levels: table.format().levels(),
             dirty_tracking,
         }
+    }
+}
+
+impl NestedChild for VtdNestedDomain {
+    fn attachments(&self) -> &Attachments {
+        &self.attachments
+    }
+
+    fn pasid_entry(&self, did: DomainId, dirty_tracking: bool) -> PasidEntry {
+        VtdNestedDomain::pasid_entry(self, did, dirty_tracking)
     }
 }
 

@@ -12,11 +12,21 @@ use rustix::io::Errno;
 use super::DRIVER_NAME;
 use super::attach::{Attachments, flush_all};
 use super::iommu::Registry;
-use super::nested::VtdNestedDomain;
 use crate::iommu::{DomainOps, DomainType, PagingFlags};
 use crate::memory::PhysAddr;
 use crate::pgtable::{PageTable, Prot, PtFormat};
 use crate::vtd::{DomainId, FaultHandler, IommuUnit, IotlbInvalidation, PasidEntry};
+
+/// A nested domain as its nest parent sees it: where it is attached and
+/// the PASID entry it programs, which dirty tracking and strict flushes
+/// of the parent rewrite or reach. The nested domain implements it, so
+/// the parent does not name its children's type.
+pub(super) trait NestedChild: Send + Sync {
+    /// Where the child is attached.
+    fn attachments(&self) -> &Attachments;
+    /// The child's PASID entry with the parent's SSADE `dirty_tracking`.
+    fn pasid_entry(&self, did: DomainId, dirty_tracking: bool) -> PasidEntry;
+}
 
 /// A paging domain of the VT-d driver (`struct dmar_domain` with
 /// `use_first_level` or a second-stage table).
@@ -31,7 +41,8 @@ pub struct VtdPagingDomain {
     /// walk that might still read it.
     update: Mutex<()>,
     pub(super) attachments: Attachments,
-    children: Mutex<Vec<Weak<VtdNestedDomain>>>,
+    /// Nested domains over this one (Linux `dmar_domain::s1_domains`).
+    children: Mutex<Vec<Weak<dyn NestedChild>>>,
     pub(super) registry: Arc<Registry>,
 }
 
@@ -109,13 +120,13 @@ impl VtdPagingDomain {
             && (!self.flags.nest_parent || ecap.nest())
     }
 
-    pub(super) fn add_child(&self, child: Weak<VtdNestedDomain>) {
+    pub(super) fn add_child(&self, child: Weak<dyn NestedChild>) {
         let mut children = self.children.lock();
         children.retain(|c| c.strong_count() > 0);
         children.push(child);
     }
 
-    fn children(&self) -> Vec<Arc<VtdNestedDomain>> {
+    fn children(&self) -> Vec<Arc<dyn NestedChild>> {
         self.children
             .lock()
             .iter()
@@ -146,7 +157,7 @@ impl VtdPagingDomain {
         for child in self.children() {
             entries.extend(
                 child
-                    .attachments
+                    .attachments()
                     .users()
                     .into_iter()
                     .map(|(unit, did, bdf, pasid)| {
@@ -213,7 +224,7 @@ impl VtdPagingDomain {
         for child in self.children() {
             flushes.extend(
                 child
-                    .attachments
+                    .attachments()
                     .targets()
                     .into_iter()
                     .map(|(unit, did)| (unit, IotlbInvalidation::Domain(did))),

@@ -1,6 +1,6 @@
 //! The VT-d hardware model: one unit in scalable mode, as silicon has it.
 //!
-//! - [`regs`]: CAP / ECAP and RTADDR registers built from a [`UnitConfig`];
+//! - [`regs`]: CAP / ECAP and RTADDR registers built from a [`IommuUnitSpec`](umdev_pci::IommuUnitSpec);
 //! - [`layout`]: the bit layouts of root, context, PASID-directory and
 //!   PASID-table entries;
 //! - [`IommuUnit`]: the unit (registers, caches, invalidation queue,

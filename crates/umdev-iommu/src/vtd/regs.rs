@@ -1,8 +1,9 @@
 //! Capability and extended-capability registers (VT-d spec §11.4.2 /
 //! §11.4.3; include/linux/intel-iommu.h / drivers/iommu/intel/iommu.h
-//! `cap_*` / `ecap_*` accessors), built from a [`UnitConfig`].
+//! `cap_*` / `ecap_*` accessors), built from an [`IommuUnitSpec`].
 
-use super::UnitConfig;
+use umdev_pci::IommuUnitSpec;
+
 use crate::memory::PhysAddr;
 
 /// `DMA_RTADDR_SMT`: RTADDR_REG bit 10 selects scalable-mode translation.
@@ -47,7 +48,7 @@ pub struct Cap(pub u64);
 
 impl Cap {
     /// Builds the register of a unit in scalable mode.
-    pub fn from_config(config: &UnitConfig) -> Self {
+    pub fn from_config(config: &IommuUnitSpec) -> Self {
         let widths = || {
             config
                 .address_widths
@@ -140,7 +141,7 @@ pub struct Ecap(pub u64);
 
 impl Ecap {
     /// Builds the register of a unit in scalable mode.
-    pub fn from_config(config: &UnitConfig) -> Self {
+    pub fn from_config(config: &IommuUnitSpec) -> Self {
         let pasid = config.pasid_bits > 0;
         let pss = u64::from(config.pasid_bits.saturating_sub(1));
         Ecap(
@@ -260,8 +261,8 @@ pub fn rtaddr_reg(root: PhysAddr) -> u64 {
 mod tests {
     use super::*;
 
-    fn config() -> UnitConfig {
-        UnitConfig {
+    fn config() -> IommuUnitSpec {
+        IommuUnitSpec {
             name: "dmar0".into(),
             segments: vec![0],
             address_widths: vec![48, 57],

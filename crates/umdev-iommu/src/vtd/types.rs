@@ -14,33 +14,6 @@ pub const IOMMU_NO_PASID: u32 = 0;
 /// kernel-semantics §5.1).
 pub type DomainId = u16;
 
-/// Static description of one IOMMU unit.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UnitConfig {
-    /// Name, e.g. `dmar0`.
-    pub name: String,
-    /// PCI segments whose requesters this unit translates.
-    pub segments: Vec<u16>,
-    /// Supported input address widths: 48 and/or 57 (57 sets CAP.FL5LP and
-    /// a 5-level SAGAW bit).
-    pub address_widths: Vec<u32>,
-    /// PASID width in bits (ECAP.PSS + 1); 20 on current hardware, 0 means
-    /// no PASID support.
-    pub pasid_bits: u8,
-    /// Supported page sizes as a bitmap (bit n set = 2^n bytes): 4K, 2M, 1G.
-    pub pgsize_bitmap: u64,
-    /// Nested translation (ECAP.NEST).
-    pub nesting: bool,
-    /// Second-stage access/dirty bits (ECAP.SLADS), for dirty tracking.
-    pub dirty_tracking: bool,
-    /// Supervisor requests (ECAP.SRS): a nested stage 1 may set SRE.
-    pub supervisor_requests: bool,
-    /// Extended accessed flag (ECAP.EAFS): a nested stage 1 may set EAFE.
-    pub extended_accessed: bool,
-    /// Capacity of the fault log; older records are dropped (and counted).
-    pub fault_log_size: usize,
-}
-
 /// Flags of a user (guest) first-level table in a nested entry
 /// (struct iommu_hwpt_vtd_s1 flags).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -17,11 +17,11 @@ use super::pasid_cache::PasidCache;
 use super::regs::{Cap, Ecap, rtaddr_reg, width_to_agaw};
 use super::shard::{Padded, backoff};
 use super::stats::{Counter, Counters, UnitStats};
-use super::types::{DomainId, FaultHandler, FaultReason, UnitConfig};
+use super::types::{DomainId, FaultHandler, FaultReason};
 use super::walk::{StructureFault, read_pasid_entry};
 use crate::memory::{HostMemory, PhysAddr};
 use crate::pgtable::PGSIZE_4K_2M_1G;
-use umdev_pci::Bdf;
+use umdev_pci::{Bdf, IommuUnitSpec};
 
 /// IOTLB sets (of 4 ways): 4096 entries.
 const IOTLB_SET_BITS: u32 = 10;
@@ -30,7 +30,7 @@ const PASID_CACHE_SET_BITS: u32 = 8;
 
 /// One IOMMU unit (a DMAR unit in scalable mode).
 pub struct IommuUnit {
-    config: UnitConfig,
+    config: IommuUnitSpec,
     cap: Cap,
     ecap: Ecap,
     agaw: u8,
@@ -61,7 +61,7 @@ impl std::fmt::Debug for IommuUnit {
     }
 }
 
-fn check_config(config: &UnitConfig) -> Result<(), &'static str> {
+fn check_config(config: &IommuUnitSpec) -> Result<(), &'static str> {
     if config.segments.is_empty() {
         return Err("translates no segment");
     }
@@ -87,7 +87,7 @@ fn check_config(config: &UnitConfig) -> Result<(), &'static str> {
 
 impl IommuUnit {
     /// Builds a unit with no root table programmed.
-    pub fn new(mem: Arc<HostMemory>, config: UnitConfig) -> Result<Arc<Self>, UnitError> {
+    pub fn new(mem: Arc<HostMemory>, config: IommuUnitSpec) -> Result<Arc<Self>, UnitError> {
         check_config(&config).map_err(|reason| UnitError::BadConfig {
             unit: config.name.clone(),
             reason,
@@ -122,7 +122,7 @@ impl IommuUnit {
     }
 
     /// The description it was built from.
-    pub fn config(&self) -> &UnitConfig {
+    pub fn config(&self) -> &IommuUnitSpec {
         &self.config
     }
 
