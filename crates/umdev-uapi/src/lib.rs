@@ -10,7 +10,7 @@
 //! `copy_struct_from_user` / `copy_to_user`), and user VAs given to
 //! IOAS_MAP become memory objects ([`peer_mem`]).
 //!
-//! - [`frame`]: the wire format on the socket; [`file`]: open files and
+//! - [`frame`]: the wire format on the socket; [`file`](mod@file): open files and
 //!   their operations;
 //! - [`uapi`]: include/uapi/linux/iommufd.h structs;
 //! - [`iommufd`]: the core iommufd ioctls; [`test_cmd`]: IOMMU_TEST_CMD

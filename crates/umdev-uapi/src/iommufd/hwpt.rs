@@ -90,7 +90,7 @@ pub fn hwpt_set_dirty_tracking(ucmd: &mut Ucmd<'_>) -> Result<i64, Errno> {
 /// IOMMU_HWPT_GET_DIRTY_BITMAP (`iommufd_hwpt_get_dirty_bitmap`):
 /// EOPNOTSUPP for unknown flags or a non-zero `__reserved`, then the
 /// context's rules. The user bitmap at `data` gets the dirty bits ORed
-/// in, [`BITMAP_WINDOW`] bytes at a time (read, filled, written back).
+/// in, `BITMAP_WINDOW` bytes at a time (read, filled, written back).
 pub fn hwpt_get_dirty_bitmap(ucmd: &mut Ucmd<'_>) -> Result<i64, Errno> {
     let c: IommuHwptGetDirtyBitmap = ucmd.get();
     if c.reserved != 0 {
