@@ -100,7 +100,10 @@ fn control_protocol_creates_lists_and_removes_with_kernel_errnos() {
     let after = d.ok(json!({"op": "list"}));
     assert!(mdev_uuids(&after).is_empty());
     assert_eq!(available(&after, "mtty", "mtty-1"), free);
-    assert_eq!(sockets(&d.root.join("run/umdev")), ["control.sock"]);
+    assert_eq!(
+        sockets(&d.root.join("run/umdev")),
+        ["control.sock", "uapi.sock"]
+    );
 }
 
 #[test]
@@ -270,7 +273,8 @@ fn sigterm_unmounts_and_removes_every_socket() {
     d.ok(json!({"op": "create", "parent": "mtty", "type": "mtty-1", "uuid": U1}));
     d.ok(json!({"op": "create", "parent": "mtty", "type": "mtty-1", "uuid": U2}));
     assert!(is_mounted(&d.sys()));
-    assert_eq!(sockets(&root.join("run/umdev")).len(), 3);
+    // The control socket, the uAPI socket and one per mdev.
+    assert_eq!(sockets(&root.join("run/umdev")).len(), 4);
     let status = d.terminate();
     assert!(status.success(), "{status}");
     assert!(!is_mounted(&root.join("sys")));
@@ -357,6 +361,7 @@ fn dynamic_ids_vfs_overrides_bindings_and_mdevs_are_restored_in_a_working_order(
         "control.sock".to_owned(),
         format!("{vf1}.sock"),
         format!("{U1}.sock"),
+        "uapi.sock".to_owned(),
     ];
     expected.sort();
     assert_eq!(sockets(&root.join("run/umdev")), expected);
