@@ -38,32 +38,23 @@ const NODES: &[(&str, u32)] = &[("iommu", 0)];
 /// fault-injection.rst) with the kernel's defaults. They are inert: umdev
 /// injects faults through `/proc/<pid>/task/<tid>/fail-nth` only, which
 /// the preload routes to the daemon; programs that tune the knobs first
-/// (iommufd_fail_nth) find them.
+/// (iommufd_fail_nth) find them. Every directory has [`COMMON_KNOBS`].
 const FAULT_KNOBS: &[(&str, &[(&str, &str)])] = &[
-    (
-        "failslab",
-        &[
-            ("probability", "0"),
-            ("interval", "1"),
-            ("times", "1"),
-            ("space", "0"),
-            ("verbose", "2"),
-            ("ignore-gfp-wait", "Y"),
-        ],
-    ),
+    ("failslab", &[]),
     (
         "fail_page_alloc",
-        &[
-            ("probability", "0"),
-            ("interval", "1"),
-            ("times", "1"),
-            ("space", "0"),
-            ("verbose", "2"),
-            ("ignore-gfp-wait", "Y"),
-            ("ignore-gfp-highmem", "Y"),
-            ("min-order", "1"),
-        ],
+        &[("ignore-gfp-highmem", "Y"), ("min-order", "1")],
     ),
+];
+
+/// The knobs of every fault-injection directory, with their defaults.
+const COMMON_KNOBS: &[(&str, &str)] = &[
+    ("probability", "0"),
+    ("interval", "1"),
+    ("times", "1"),
+    ("space", "0"),
+    ("verbose", "2"),
+    ("ignore-gfp-wait", "Y"),
 ];
 
 /// What `umdev run` was asked.
@@ -158,7 +149,7 @@ fn fault_knobs(debug: &Path) -> anyhow::Result<()> {
     for (dir, knobs) in FAULT_KNOBS {
         let dir = debug.join(dir);
         std::fs::create_dir(&dir)?;
-        for (knob, value) in *knobs {
+        for (knob, value) in COMMON_KNOBS.iter().chain(*knobs) {
             std::fs::write(dir.join(knob), format!("{value}\n"))?;
         }
     }
